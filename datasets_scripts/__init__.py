@@ -1,0 +1,1 @@
+"""Sign-language corpora as `datasets.DatasetDict` objects."""

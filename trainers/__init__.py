@@ -1,0 +1,1 @@
+"""The SCL training method: Pair Selection, curriculum sampling, selective contrastive loss, Trainer."""
