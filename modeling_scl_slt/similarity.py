@@ -29,7 +29,10 @@ def last_token_pool(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def pool_video_tokens(tokens: torch.Tensor, mask: torch.Tensor, aggregation: str) -> torch.Tensor:
-    """One normalised vector per video: the [CLS] token (position 0) or the masked mean. (N, L, D) → (N, D)."""
+    """One normalised vector per video: the [CLS] token (position 0) or the masked mean.
+
+    ``tokens`` (N, L, D), ``mask`` (N, L) → (N, D).
+    """
     pooled = tokens[:, 0] if aggregation == "cls" else masked_mean_pool(tokens, mask)
     return F.normalize(pooled, dim=-1)
 
@@ -86,7 +89,9 @@ def cico_similarity(
     return video_to_text, text_to_video.transpose(0, 1)
 
 
-def pooled_similarity(video_pooled: torch.Tensor, text_pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def pooled_similarity(
+    video_pooled: torch.Tensor, text_pooled: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarity of pooled, normalised vectors. (Nv, D), (Nt, D) → (Nv, Nt), (Nt, Nv)."""
     video_to_text = video_pooled @ text_pooled.transpose(0, 1)
     return video_to_text, video_to_text.transpose(0, 1)
