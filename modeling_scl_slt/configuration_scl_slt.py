@@ -60,6 +60,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "decoder_ffn_dim": 32,
             "max_position_embeddings": 64,
             "dropout": 0.0,
+            "attention_dropout": 0.0,
             "decoder_start_token_id": 31,
         },
         "projection_dim": 8,
@@ -141,6 +142,9 @@ class SclSltConfig(PretrainedConfig):
             mean pooling on both sides).
         similarity_temperature (`float`, *optional*, defaults to 0.07):
             Softmax temperature ``tau_f`` of the CiCo token matching (unused by cls/mean).
+        logit_scale_init_value (`float`, *optional*, defaults to 1/0.07):
+            Initial value of the learnable scale that turns similarities into contrastive
+            logits (stored as its log, part of the text branch; the loss clamps it at 100).
         tgt_lang (`str`, *optional*, defaults to `"de_DE"`):
             Code of the target language (an mBART-50 language code such as ``de_DE`` or
             ``zh_CN``, or the language token of a corpus tokenizer). Informational: the id used
@@ -151,6 +155,10 @@ class SclSltConfig(PretrainedConfig):
         freeze_text_encoder (`bool`, *optional*, defaults to `True`):
             Keep the text encoder's weights fixed (and the encoder in eval mode) during training,
             as in the paper. The projections stay trainable.
+        freeze_batch_norm (`bool`, *optional*, defaults to `False`):
+            Keep every BatchNorm (backbone and temporal module) in eval mode while training, so
+            that it normalises with its running statistics. Useful for tiny batches; it also makes
+            gradient accumulation exactly equivalent to a larger batch.
     """
 
     model_type = "scl_slt"
@@ -166,9 +174,11 @@ class SclSltConfig(PretrainedConfig):
         projection_dim: int = 256,
         similarity_aggregation: str = "cico",
         similarity_temperature: float = 0.07,
+        logit_scale_init_value: float = 1 / 0.07,
         tgt_lang: str = "de_DE",
         use_text_branch: bool = True,
         freeze_text_encoder: bool = True,
+        freeze_batch_norm: bool = False,
         **kwargs: Any,
     ) -> None:
         self.backbone_config = _as_config(backbone_config, ResNetConfig, RESNET18)
@@ -181,9 +191,11 @@ class SclSltConfig(PretrainedConfig):
         self.projection_dim = projection_dim
         self.similarity_aggregation = similarity_aggregation
         self.similarity_temperature = similarity_temperature
+        self.logit_scale_init_value = logit_scale_init_value
         self.tgt_lang = tgt_lang
         self.use_text_branch = use_text_branch
         self.freeze_text_encoder = freeze_text_encoder
+        self.freeze_batch_norm = freeze_batch_norm
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             kwargs.setdefault(name, getattr(self.text_config, name))
         kwargs.setdefault("is_encoder_decoder", True)

@@ -6,6 +6,7 @@ stdlib, torch, transformers and its sibling files, through ``from .x import y``.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,9 @@ class SclSltOutput(ModelOutput):
         logits_per_text (`torch.FloatTensor` of shape `(batch_size, batch_size)`, *optional*):
             Text→video similarity (rows are texts). For ``cls``/``mean`` it is the transpose of
             ``logits_per_video``; for ``cico`` it is computed separately.
+        logit_scale (`torch.FloatTensor` of shape `()`, *optional*):
+            The learnable scale ``exp(model.logit_scale)`` (unclamped) that the contrastive loss
+            multiplies the similarities by, when the text branch ran.
     """
 
     loss: torch.FloatTensor | None = None
@@ -84,6 +88,7 @@ class SclSltOutput(ModelOutput):
     text_attention_mask: torch.LongTensor | None = None
     logits_per_video: torch.FloatTensor | None = None
     logits_per_text: torch.FloatTensor | None = None
+    logit_scale: torch.FloatTensor | None = None
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
@@ -272,6 +277,8 @@ class SclSltPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, SclSltVideoEncoder) and module.cls_token is not None:
             nn.init.normal_(module.cls_token, std=self.config.text_config.init_std)
+        if isinstance(module, SclSltForSignTranslation) and module.logit_scale is not None:
+            nn.init.constant_(module.logit_scale, math.log(self.config.logit_scale_init_value))
 
 
 class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
@@ -296,10 +303,12 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         self.text_encoder: MBartEncoder | None = None
         self.video_projection: nn.Linear | None = None
         self.text_projection: nn.Linear | None = None
+        self.logit_scale: nn.Parameter | None = None
         if config.use_text_branch:
             self.text_encoder = MBartEncoder(text_config)
             self.video_projection = nn.Linear(text_config.d_model, config.projection_dim, bias=False)
             self.text_projection = nn.Linear(text_config.d_model, config.projection_dim, bias=False)
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init_value)))
         self.post_init()
         self._apply_text_encoder_freeze()
 
@@ -332,13 +341,18 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         # A frozen encoder stays in eval mode: no dropout noise in the targets of the contrastive loss.
         if self.text_encoder is not None and self.config.freeze_text_encoder:
             self.text_encoder.eval()
+        if self.config.freeze_batch_norm:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def drop_text_branch(self) -> None:
-        """Remove the text encoder and the projections (stage-2 translation checkpoints)."""
+        """Remove the text encoder, the projections and the logit scale (stage-2 checkpoints)."""
         self.text_encoder = None
         self.video_projection = None
         self.text_projection = None
+        self.logit_scale = None
         self.config.use_text_branch = False
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
@@ -419,14 +433,23 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         text_attention_mask: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         num_items_in_batch: int | torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        input_ids: None = None,
+        inputs_embeds: None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs: Any,
     ) -> SclSltOutput:
         """Translate (and, given ``text_input_ids``, compare with the target text).
 
         ``attention_mask`` is the frame-level mask (B, T). ``generate()`` calls this with
         ``encoder_outputs`` and the same frame mask but no pixels; the visual-token mask is then
-        derived from the frame mask.
+        derived from the frame mask. ``input_ids`` / ``inputs_embeds`` exist only because generic
+        wrappers (peft) always pass them; the model reads video, so they must be None.
         """
+        if input_ids is not None or inputs_embeds is not None:
+            raise ValueError("this model reads pixel_values (B, T, 3, H, W), not input_ids or inputs_embeds")
         if encoder_outputs is None:
             if pixel_values is None:
                 raise ValueError("pass pixel_values (B, T, 3, H, W) or encoder_outputs")
@@ -438,28 +461,37 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
             decoder_input_ids = shift_tokens_right(
                 labels, self.config.pad_token_id, self.config.decoder_start_token_id
             )
-        decoded = self.decoder(
-            input_ids=decoder_input_ids,
-            attention_mask=decoder_attention_mask,
-            encoder_hidden_states=encoder_states,
-            encoder_attention_mask=encoder_mask,
-            past_key_values=past_key_values,
-            use_cache=use_cache,
-            **kwargs,
-        )
-        logits = self.lm_head(decoded.last_hidden_state)  # (B, L, V)
-        loss = translation_loss(logits, labels, num_items_in_batch) if labels is not None else None
-
-        output = SclSltOutput(
+        decoded = logits = loss = None
+        # Without labels or decoder inputs there is nothing to decode (contrastive-only training).
+        if decoder_input_ids is not None or decoder_inputs_embeds is not None:
+            decoded = self.decoder(
+                input_ids=decoder_input_ids,
+                inputs_embeds=decoder_inputs_embeds,
+                attention_mask=decoder_attention_mask,
+                encoder_hidden_states=encoder_states,
+                encoder_attention_mask=encoder_mask,
+                past_key_values=past_key_values,
+                use_cache=use_cache,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                **kwargs,
+            )
+            logits = self.lm_head(decoded.last_hidden_state)  # (B, L, V)
+            if labels is not None:
+                loss = translation_loss(logits, labels, num_items_in_batch)
+        contrastive = {}
+        if text_input_ids is not None:
+            contrastive = self._contrastive_outputs(
+                encoder_states, encoder_mask, text_input_ids, text_attention_mask
+            )
+        return SclSltOutput(
             loss=loss,
             logits=logits,
-            past_key_values=decoded.past_key_values,
+            past_key_values=decoded.past_key_values if decoded is not None else None,
             encoder_last_hidden_state=encoder_states,
             encoder_attention_mask=encoder_mask,
+            **contrastive,
         )
-        if text_input_ids is not None:
-            self._add_contrastive_outputs(output, text_input_ids, text_attention_mask)
-        return output
 
     def _encoder_mask(
         self, encoder_outputs: Any, frame_mask: torch.Tensor | None, encoder_states: torch.Tensor
@@ -471,17 +503,27 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
             return torch.ones(encoder_states.shape[:2], dtype=torch.long, device=encoder_states.device)
         return downsample_frame_mask(frame_mask, self.config, encoder_states.shape[1])
 
-    def _add_contrastive_outputs(
-        self, output: SclSltOutput, text_input_ids: torch.Tensor, text_attention_mask: torch.Tensor | None
-    ) -> None:
-        video_embeds = self.project_video_tokens(output.encoder_last_hidden_state)
+    def _contrastive_outputs(
+        self,
+        encoder_states: torch.Tensor,
+        encoder_mask: torch.Tensor,
+        text_input_ids: torch.Tensor,
+        text_attention_mask: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """The text-branch fields of :class:`SclSltOutput`."""
+        video_embeds = self.project_video_tokens(encoder_states)
         text_embeds, text_mask = self.get_text_features(text_input_ids, text_attention_mask)
-        output.video_embeds = video_embeds
-        output.text_embeds = text_embeds
-        output.text_attention_mask = text_mask
-        output.logits_per_video, output.logits_per_text = self.similarity(
-            video_embeds, output.encoder_attention_mask, text_embeds, text_mask
+        logits_per_video, logits_per_text = self.similarity(
+            video_embeds, encoder_mask, text_embeds, text_mask
         )
+        return {
+            "video_embeds": video_embeds,
+            "text_embeds": text_embeds,
+            "text_attention_mask": text_mask,
+            "logits_per_video": logits_per_video,
+            "logits_per_text": logits_per_text,
+            "logit_scale": self.logit_scale.exp(),
+        }
 
     # --- construction from pretrained parts ----------------------------------------------------
     @classmethod
@@ -524,7 +566,10 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
 
 
 def translation_loss(
-    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    num_items_in_batch: int | torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Token cross-entropy, ignoring -100. ``logits`` (B, L, V), ``labels`` (B, L).
 
@@ -534,8 +579,10 @@ def translation_loss(
     flat_logits = logits.float().reshape(-1, logits.shape[-1])
     flat_labels = labels.to(logits.device).reshape(-1)
     if num_items_in_batch is None:
-        return F.cross_entropy(flat_logits, flat_labels, ignore_index=-100)
-    total = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, reduction="sum")
+        return F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, label_smoothing=label_smoothing)
+    total = F.cross_entropy(
+        flat_logits, flat_labels, ignore_index=-100, reduction="sum", label_smoothing=label_smoothing
+    )
     if isinstance(num_items_in_batch, torch.Tensor):
         num_items_in_batch = num_items_in_batch.to(total.device)
     return total / num_items_in_batch

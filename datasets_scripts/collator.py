@@ -1,0 +1,149 @@
+"""Batching corpus examples into model inputs.
+
+Target convention (shared with the model): ``labels`` are the sentence's tokens followed by the
+tokenizer's eos token — no bos and no language-code token, because the model starts decoding
+from the target-language token itself. ``text_input_ids`` (the contrastive text branch) are the
+same tokens, so the last real token of every row is eos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .transforms import VideoTransform
+
+__all__ = ["LABEL_PAD_ID", "MIN_FRAMES", "SignTranslationCollator"]
+
+LABEL_PAD_ID = -100  # ignored by the cross-entropy loss
+MIN_FRAMES = 4  # the temporal module downsamples ×4
+
+
+@dataclass
+class SignTranslationCollator:
+    """Collate corpus examples into a padded batch for the SCL-SLT model.
+
+    Each example is a mapping with ``frames`` (PIL images or a (T, H, W, 3) uint8 array, passed
+    through ``transform``) or ``pixel_values`` (an already transformed (T, 3, H, W) float
+    tensor), and ``text`` (the target sentence; optional at inference — then no label keys are
+    returned). ``name`` is used in error messages when present.
+
+    Returns a dict of tensors:
+        ``pixel_values`` (B, T_max, 3, H, W) float32, zero-padded in time;
+        ``attention_mask`` (B, T_max) long, 1 for real frames;
+        ``labels`` (B, L) long, tokens + eos, padded with -100;
+        ``text_input_ids`` / ``text_attention_mask`` (B, L) long, the same tokens + eos padded with
+        the tokenizer's pad id (only when ``include_text``).
+
+    Args:
+        tokenizer: any ``transformers`` tokenizer with an eos token (and a pad token when
+            ``include_text``).
+        transform: applied to ``frames``; defaults to an evaluation-mode :class:`VideoTransform`.
+        max_target_length: the longest target in tokens, eos included; longer ones are cut and
+            keep their final eos.
+        include_text: also return the text branch's inputs.
+        min_frames: clips shorter than this (after the transform) are refused.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    transform: VideoTransform = field(default_factory=VideoTransform)
+    max_target_length: int = 128
+    include_text: bool = True
+    min_frames: int = MIN_FRAMES
+
+    def __post_init__(self) -> None:
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos token: targets must end with eos")
+        if self.include_text and self.tokenizer.pad_token_id is None:
+            raise ValueError(
+                "the tokenizer has no pad token, needed to pad text_input_ids (include_text=True)"
+            )
+        if self.max_target_length < 2:
+            raise ValueError(
+                f"max_target_length must leave room for a token and eos, got {self.max_target_length}"
+            )
+
+    def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        if len(examples) == 0:
+            raise ValueError("cannot collate an empty list of examples")
+        clips = [self._pixel_values(example, index) for index, example in enumerate(examples)]
+        batch = pad_clips(clips)
+        texts = [example.get("text") for example in examples]
+        if all(text is None for text in texts):
+            return batch
+        missing = [_sample_name(examples[i], i) for i, text in enumerate(texts) if not isinstance(text, str)]
+        if missing:
+            raise ValueError(
+                f"some examples have a text and others do not: no str 'text' in {', '.join(missing)}"
+            )
+        token_ids = [self.target_token_ids(text) for text in texts]
+        batch["labels"] = _pad_sequences(token_ids, LABEL_PAD_ID)[0]
+        if self.include_text:
+            batch["text_input_ids"], batch["text_attention_mask"] = _pad_sequences(
+                token_ids, self.tokenizer.pad_token_id
+            )
+        return batch
+
+    def target_token_ids(self, text: str) -> list[int]:
+        """The sentence's tokens (no special tokens) + eos, cut to ``max_target_length``."""
+        tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [*tokens[: self.max_target_length - 1], self.tokenizer.eos_token_id]
+
+    def _pixel_values(self, example: Mapping[str, Any], index: int) -> torch.Tensor:
+        """One clip as float (T, 3, H, W): transformed from ``frames`` or taken from ``pixel_values``."""
+        if "pixel_values" in example:
+            clip = torch.as_tensor(example["pixel_values"], dtype=torch.float32)
+            if clip.ndim != 4 or clip.shape[1] != 3:
+                raise ValueError(
+                    f"pixel_values of {_sample_name(example, index)} must have shape (T, 3, H, W), "
+                    f"got {tuple(clip.shape)}"
+                )
+        elif "frames" in example:
+            clip = self.transform(example["frames"])
+        else:
+            raise KeyError(f"{_sample_name(example, index)} has neither 'frames' nor 'pixel_values'")
+        if clip.shape[0] < self.min_frames:
+            raise ValueError(
+                f"{_sample_name(example, index)} has {clip.shape[0]} frames; at least {self.min_frames} "
+                "are needed (the temporal module downsamples ×4)"
+            )
+        return clip
+
+
+def pad_clips(clips: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Zero-pad clips (T_i, 3, H, W) in time.
+
+    Returns ``pixel_values`` (B, T_max, 3, H, W) and ``attention_mask`` (B, T_max) long, 1 = real frame.
+    """
+    frame_shapes = {tuple(clip.shape[1:]) for clip in clips}
+    if len(frame_shapes) > 1:
+        raise ValueError(
+            f"all clips of a batch need the same frame shape (3, H, W), got {sorted(frame_shapes)}"
+        )
+    max_frames = max(clip.shape[0] for clip in clips)
+    pixel_values = clips[0].new_zeros((len(clips), max_frames, *clips[0].shape[1:]))
+    attention_mask = torch.zeros((len(clips), max_frames), dtype=torch.long)
+    for row, clip in enumerate(clips):
+        pixel_values[row, : clip.shape[0]] = clip
+        attention_mask[row, : clip.shape[0]] = 1
+    return {"pixel_values": pixel_values, "attention_mask": attention_mask}
+
+
+def _pad_sequences(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token lists → ids (B, L_max) and mask (B, L_max), both long."""
+    max_length = max(len(sequence) for sequence in sequences)
+    ids = torch.full((len(sequences), max_length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), max_length), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, : len(sequence)] = 1
+    return ids, mask
+
+
+def _sample_name(example: Mapping[str, Any], index: int) -> str:
+    name = example.get("name")
+    return f"sample {name!r}" if name is not None else f"example {index} of the batch"

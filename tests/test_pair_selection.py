@@ -1,0 +1,234 @@
+"""Pair Selection scores and the snapshot format they are computed from."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from modeling_scl_slt.similarity import video_text_similarity
+from trainers.pair_selection import (
+    SparseScores,
+    compute_dense_scores,
+    compute_sparse_scores,
+    find_candidates,
+    load_pair_scores,
+    save_pair_scores,
+)
+from trainers.snapshots import (
+    Snapshot,
+    SnapshotSimilaritySeries,
+    TensorSimilaritySeries,
+    load_snapshot,
+    load_snapshot_series,
+    pad_and_concatenate,
+    save_snapshot,
+    snapshot_filename,
+)
+
+N, D = 9, 8
+
+
+def token_snapshot(epoch: int, seed: int, num_samples: int = N) -> Snapshot:
+    """Random right-padded token embeddings with varying lengths."""
+    generator = torch.Generator().manual_seed(seed)
+    video_lengths = torch.randint(1, 6, (num_samples,), generator=generator)
+    text_lengths = torch.randint(1, 4, (num_samples,), generator=generator)
+    video_mask = torch.arange(5)[None, :] < video_lengths[:, None]
+    text_mask = torch.arange(3)[None, :] < text_lengths[:, None]
+    return Snapshot.from_embeddings(
+        sample_ids=[f"s{i}" for i in range(num_samples)],
+        step=100 * epoch,
+        epoch=epoch,
+        video_tokens=torch.randn(num_samples, 5, D, generator=generator),
+        video_mask=video_mask,
+        text_tokens=torch.randn(num_samples, 3, D, generator=generator),
+        text_mask=text_mask,
+        aggregation="cico",
+    )
+
+
+def naive_similarity(snapshot: Snapshot, aggregation: str) -> torch.Tensor:
+    """s(V_i, T_j) on the whole set at once; CiCo uses the mean of both directions."""
+    video_to_text, text_to_video = video_text_similarity(
+        snapshot.video_tokens.float(),
+        snapshot.video_mask,
+        snapshot.text_tokens.float(),
+        snapshot.text_mask,
+        aggregation,
+    )
+    return 0.5 * (video_to_text + text_to_video.transpose(0, 1))
+
+
+@pytest.mark.parametrize("aggregation", ["cico", "mean", "cls"])
+def test_dense_blocked_equals_naive_delta(aggregation: str) -> None:
+    snapshots = [token_snapshot(0, 1), token_snapshot(5, 2), token_snapshot(10, 3)]
+    expected = naive_similarity(snapshots[-1], aggregation) - naive_similarity(snapshots[0], aggregation)
+    expected.fill_diagonal_(0.0)
+    dense = compute_dense_scores(snapshots, block_size=4, aggregation=aggregation, tile_size=2)
+    assert dense.shape == (N, N)
+    torch.testing.assert_close(dense, expected, atol=1e-5, rtol=1e-5)
+    assert torch.all(dense.diagonal() == 0)
+
+
+def test_direction_choice_changes_cico_scores() -> None:
+    snapshots = [token_snapshot(0, 1), token_snapshot(5, 2)]
+    forward = compute_dense_scores(snapshots, direction="video_to_text")
+    backward = compute_dense_scores(snapshots, direction="text_to_video")
+    both = compute_dense_scores(snapshots)
+    torch.testing.assert_close(both, 0.5 * (forward + backward))
+    assert not torch.allclose(forward, backward)
+
+
+def test_slope_of_linear_trajectories_is_their_slope() -> None:
+    positions = torch.tensor([0.0, 5.0, 10.0, 15.0])
+    intercept, slope = torch.randn(N, N), torch.randn(N, N)
+    similarities = intercept[None] + slope[None] * positions[:, None, None]  # (S, N, N)
+    series = TensorSimilaritySeries(similarities, positions=positions)
+    expected = slope.clone().fill_diagonal_(0.0)
+    torch.testing.assert_close(compute_dense_scores(series, score="slope", block_size=2), expected)
+    # the two-point delta of the same trajectories is slope × (x_last − x_first)
+    torch.testing.assert_close(compute_dense_scores(series, score="delta"), 15.0 * expected)
+
+
+def test_slope_uses_snapshot_epochs_as_positions() -> None:
+    snapshots = [token_snapshot(0, 1), token_snapshot(3, 2), token_snapshot(9, 3)]
+    series = SnapshotSimilaritySeries(snapshots, aggregation="mean")
+    assert series.positions.tolist() == [0.0, 3.0, 9.0]
+    sims = torch.stack([naive_similarity(s, "mean") for s in snapshots])  # (S, N, N)
+    x = series.positions.float()
+    centred = x - x.mean()
+    expected = torch.einsum("s,sij->ij", centred, sims) / (centred**2).sum()
+    torch.testing.assert_close(compute_dense_scores(series, score="slope"), expected.fill_diagonal_(0.0))
+
+
+@pytest.mark.parametrize("aggregation", ["cico", "mean"])
+def test_sparse_with_all_candidates_equals_dense(aggregation: str) -> None:
+    snapshots = [token_snapshot(0, 1), token_snapshot(10, 2)]
+    dense = compute_dense_scores(snapshots, aggregation=aggregation)
+    sparse = compute_sparse_scores(snapshots, num_candidates=N - 1, block_size=4, aggregation=aggregation)
+    assert sparse.indices.shape == sparse.scores.shape == (N, N - 1)
+    assert not torch.any(sparse.indices == torch.arange(N)[:, None])
+    torch.testing.assert_close(sparse.to_dense(), dense, atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_candidates_are_top_symmetric_pooled_neighbours() -> None:
+    snapshots = [token_snapshot(0, 1), token_snapshot(10, 2)]
+    series = SnapshotSimilaritySeries(snapshots)
+    candidates = find_candidates(series, num_candidates=3, block_size=2)
+    video, text = snapshots[-1].pooled_vectors("mean")
+    symmetric = 0.5 * (video @ text.T + (video @ text.T).T)
+    symmetric.fill_diagonal_(float("-inf"))
+    expected = torch.topk(symmetric, 3, dim=1).indices
+    assert torch.equal(candidates.sort(dim=1).values, expected.sort(dim=1).values)
+
+
+def test_sparse_scores_of_candidates_match_dense_entries() -> None:
+    snapshots = [token_snapshot(0, 1), token_snapshot(10, 2)]
+    dense = compute_dense_scores(snapshots)
+    sparse = compute_sparse_scores(snapshots, num_candidates=2)
+    rows = torch.arange(N)[:, None].expand(N, 2)
+    torch.testing.assert_close(sparse.scores, dense[rows, sparse.indices], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sparse.reverse_scores, dense[sparse.indices, rows], atol=1e-5, rtol=1e-5)
+
+
+def test_symmetric_edges_hold_each_pair_once_per_direction() -> None:
+    # 0↔1 is a candidate both ways, 2→0 one way
+    sparse = SparseScores(
+        indices=torch.tensor([[1], [0], [0]]),
+        scores=torch.tensor([[1.0], [2.0], [4.0]]),
+        reverse_scores=torch.tensor([[2.0], [1.0], [8.0]]),
+    )
+    offsets, columns, weights = sparse.symmetric_edges()
+    assert offsets.tolist() == [0, 2, 3, 4]
+    assert columns.tolist() == [1, 2, 0, 0]
+    assert weights.tolist() == [3.0, 12.0, 3.0, 12.0]
+
+
+def test_snapshot_round_trip_is_fp16_and_keeps_metadata(tmp_path) -> None:
+    snapshot = token_snapshot(5, 1)
+    snapshot.checkpoint_path = "runs/ref/checkpoint-500"
+    path = save_snapshot(snapshot, tmp_path / snapshot_filename(snapshot.step))
+    loaded = load_snapshot(path)
+    assert loaded.video_tokens.dtype == torch.float16 and loaded.video_mask.dtype == torch.bool
+    assert (loaded.step, loaded.epoch, loaded.checkpoint_path) == (500, 5.0, "runs/ref/checkpoint-500")
+    assert loaded.sample_ids == snapshot.sample_ids and loaded.kind == "tokens"
+    torch.testing.assert_close(loaded.video_tokens.float(), snapshot.video_tokens, atol=1e-3, rtol=1e-3)
+    assert torch.allclose(loaded.video_tokens.float().norm(dim=-1), torch.ones(N, 5), atol=1e-3)
+
+
+def test_pooled_snapshot_round_trip(tmp_path) -> None:
+    pooled = Snapshot.from_embeddings(
+        ["a", "b"],
+        step=1,
+        epoch=0,
+        video_pooled=torch.randn(2, 4),
+        text_pooled=torch.randn(2, 4),
+        aggregation="cls",
+    )
+    loaded = load_snapshot(save_snapshot(pooled, tmp_path / "p.safetensors"))
+    assert loaded.kind == "pooled" and loaded.video_tokens is None
+    with pytest.raises(ValueError, match="needs token snapshots"):
+        SnapshotSimilaritySeries([loaded], aggregation="cico")
+
+
+def test_series_is_sorted_by_epoch_and_validated(tmp_path) -> None:
+    for epoch, seed in [(10, 1), (0, 2), (5, 3)]:
+        save_snapshot(token_snapshot(epoch, seed), tmp_path / snapshot_filename(epoch))
+    series = load_snapshot_series(tmp_path)
+    assert [s.epoch for s in series] == [0.0, 5.0, 10.0]
+    ends = load_snapshot_series(tmp_path, first_and_last_only=True)
+    assert [s.epoch for s in ends] == [0.0, 10.0]
+
+    shuffled = token_snapshot(20, 4)
+    shuffled.sample_ids = list(reversed(shuffled.sample_ids))
+    save_snapshot(shuffled, tmp_path / snapshot_filename(20))
+    with pytest.raises(ValueError, match=r"same samples in the same order.*position 0 holds 's8'"):
+        load_snapshot_series(tmp_path)
+
+
+def test_series_rejects_a_snapshot_with_fewer_samples(tmp_path) -> None:
+    save_snapshot(token_snapshot(0, 1), tmp_path / "a.safetensors")
+    save_snapshot(token_snapshot(5, 2, num_samples=N - 1), tmp_path / "b.safetensors")
+    with pytest.raises(ValueError, match=f"{N - 1} samples instead of {N}"):
+        load_snapshot_series(tmp_path)
+
+
+def test_pair_scores_round_trip(tmp_path) -> None:
+    dense = torch.randn(4, 4)
+    torch.testing.assert_close(load_pair_scores(save_pair_scores(dense, tmp_path / "d.safetensors")), dense)
+    sparse = SparseScores(
+        torch.tensor([[1], [0]]), torch.tensor([[0.5], [0.25]]), torch.tensor([[0.25], [0.5]])
+    )
+    loaded = load_pair_scores(save_pair_scores(sparse, tmp_path / "s.safetensors", {"score": "delta"}))
+    assert torch.equal(loaded.indices, sparse.indices) and torch.equal(loaded.scores, sparse.scores)
+
+
+def test_one_snapshot_is_not_enough() -> None:
+    with pytest.raises(ValueError, match="at least 2 snapshots"):
+        compute_dense_scores(torch.randn(1, 3, 3))
+
+
+def test_normalisation_in_from_embeddings() -> None:
+    snapshot = Snapshot.from_embeddings(
+        ["x"], 0, 0, video_pooled=3 * torch.ones(1, 4), text_pooled=torch.ones(1, 4)
+    )
+    torch.testing.assert_close(snapshot.video_pooled, F.normalize(torch.ones(1, 4), dim=-1))
+
+
+def test_pad_and_concatenate_right_pads_batches() -> None:
+    tokens, mask = pad_and_concatenate(
+        [torch.ones(2, 3, 4), torch.ones(1, 5, 4)], [torch.ones(2, 3, dtype=torch.bool), torch.ones(1, 5)]
+    )
+    assert tokens.shape == (3, 5, 4) and mask.shape == (3, 5) and mask.dtype == torch.bool
+    assert mask.sum(dim=1).tolist() == [3, 3, 5]
+    assert tokens[:2, 3:].abs().sum() == 0
+
+
+def test_integer_like_sample_ids_become_json_ints(tmp_path) -> None:
+    import numpy as np
+
+    snapshot = Snapshot.from_embeddings(
+        np.arange(2), step=0, epoch=0, video_pooled=torch.ones(2, 3), text_pooled=torch.ones(2, 3)
+    )
+    assert load_snapshot(save_snapshot(snapshot, tmp_path / "s.safetensors")).sample_ids == [0, 1]

@@ -1,0 +1,137 @@
+"""End to end: `scl-slt demo --quick` runs the whole recipe; resuming; the CLI's user errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from trainers.cli import main
+from trainers.demo import demo_config
+from trainers.recipe import run_recipe
+from trainers.recipe_config import ConfigError, RecipeConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["demo", "--quick", "--output-dir", str(run_dir)]) == 0
+    return run_dir
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_the_documented_run_directory(quick_run: Path) -> None:
+    for name in (
+        "recipe.yaml",
+        "tokenizer",
+        "initial",
+        "snapshots",
+        "trajectories.json",
+        "trajectories.png",
+        "pair_scores.safetensors",
+        "metrics.json",
+        "model",
+        "predictions/test.jsonl",
+        "demo.json",
+    ):
+        assert (quick_run / name).exists(), name
+    for stage in ("reference", "scl", "translate"):
+        assert (quick_run / stage / "DONE").exists() and (
+            quick_run / stage / "model" / "config.json"
+        ).exists()
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        assert set(metrics[split]) >= {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l"}
+        assert 0.0 <= metrics[split]["bleu4"] <= 100.0
+    assert 0.0 <= metrics["validation_retrieval_after_scl"]["eval_video_to_text_r1"] <= 100.0
+    trajectories = json.loads((quick_run / "trajectories.json").read_text())
+    assert set(trajectories["shares"]) == {"H->L", "H->H", "L->H", "L->L"}
+    assert sum(trajectories["shares"].values()) == pytest.approx(1.0)
+    assert trajectories["num_samples"] == 24 and trajectories["num_snapshots"] == 2
+    predictions = [
+        json.loads(line) for line in (quick_run / "predictions" / "test.jsonl").read_text().splitlines()
+    ]
+    assert len(predictions) == 6 and {"name", "reference", "hypothesis"} <= set(predictions[0])
+
+
+@pytest.mark.slow
+def test_final_model_loads_as_a_user_would(quick_run: Path) -> None:
+    model = AutoModelForSeq2SeqLM.from_pretrained(quick_run / "model")
+    assert model.text_encoder is None, "the translation model must not carry the text branch"
+    assert model.lm_head.weight is model.decoder.embed_tokens.weight
+    pixels = torch.randn(1, 16, 3, 64, 64)
+    generated = model.generate(pixel_values=pixels, max_new_tokens=4, num_beams=1)
+    assert generated[0, 0] == model.config.decoder_start_token_id
+
+
+@pytest.mark.slow
+def test_finished_run_resumes_as_a_no_op_and_an_interrupted_stage_reruns(quick_run: Path, tmp_path) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(quick_run, copy)
+    expected = json.loads((copy / "metrics.json").read_text())
+    assert run_recipe(demo_config(quick=True), copy, report=lambda _: None) == expected
+    # Forget that translation finished: only that stage and the evaluation run again.
+    scl_weights = (copy / "scl" / "model" / "model.safetensors").read_bytes()
+    for path in (copy / "translate" / "DONE", copy / "metrics.json"):
+        path.unlink()
+    shutil.rmtree(copy / "model")
+    messages: list[str] = []
+    metrics = run_recipe(demo_config(quick=True), copy, report=messages.append)
+    assert any("stage scl: already done" in m for m in messages)
+    assert any(m.startswith("stage translate:") and "already done" not in m for m in messages)
+    assert (copy / "scl" / "model" / "model.safetensors").read_bytes() == scl_weights
+    assert set(metrics["test"]) == set(expected["test"])
+
+
+@pytest.mark.slow
+def test_resuming_with_another_config_is_refused(quick_run: Path) -> None:
+    other = demo_config(quick=True)
+    other.scl.epochs = 7
+    with pytest.raises(ConfigError, match="different config"):
+        run_recipe(other, quick_run, report=lambda _: None)
+
+
+def test_configs_synthetic_yaml_is_the_demo_config() -> None:
+    assert RecipeConfig.from_yaml(REPO / "configs" / "synthetic.yaml") == demo_config()
+
+
+@pytest.mark.parametrize("name", ["phoenix2014t", "csl_daily"])
+def test_paper_configs_load(name: str) -> None:
+    config = RecipeConfig.from_yaml(REPO / "configs" / f"{name}.yaml")
+    assert (config.scl.epochs, config.scl.batch_size, config.translate.epochs) == (80, 16, 200)
+    assert config.translate.label_smoothing == 0.2 and config.reference.snapshot_interval == 5
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        ("scl:\n  epoch: 3\n", "unknown key(s) ['epoch']"),
+        ("scl:\n  epochs: many\n", "scl: epochs: expected float, got 'many'"),
+        ("scl:\n  init_from: elsewhere\n", "is not one of ['initial', 'reference']"),
+    ],
+)
+def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys, config_text: str, message: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(config_text)
+    assert main(["train", str(config), "--output-dir", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1 and "Traceback" not in error
+
+
+def test_cli_reports_a_missing_config(tmp_path, capsys) -> None:
+    assert main(["train", str(tmp_path / "nope.yaml"), "--output-dir", str(tmp_path)]) == 2
+    assert "nope.yaml does not exist" in capsys.readouterr().err
+
+
+def test_cli_help_lists_the_commands(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "train" in out

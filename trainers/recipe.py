@@ -1,0 +1,401 @@
+"""The end-to-end recipe: corpus → reference run → Pair Selection → stage scl → stage translate → test.
+
+One call, :func:`run_recipe`, runs every step from one :class:`RecipeConfig` and resumes where
+it stopped: a finished step leaves its outputs and a ``DONE`` file; an unfinished training stage
+resumes from its last checkpoint. Run directory layout (documented in the README):
+
+    run/
+      recipe.yaml                 the config this run was started with (a resume must match it)
+      tokenizer/                  trained on the training texts (unless the config names one)
+      initial/                    the initial model (reference and scl both start from it)
+      reference/                  stage 0 checkpoints, model/ and DONE
+      snapshots/                  reference snapshots (fp16 safetensors, one per snapshot)
+      trajectories.json, .png     trajectory analysis of the reference run
+      pair_scores.safetensors     Pair Selection scores
+      scl/                        stage 1 checkpoints, model/, DONE (dev retrieval metrics)
+      translate/                  stage 2 checkpoints, model/ (best on dev BLEU-4), DONE
+      predictions/{validation,test}.jsonl   hypotheses and references of the final model
+      metrics.json                dev and test BLEU-1..4 and ROUGE-L (+ dev retrieval after scl)
+      model/                      the final model with its tokenizer: load it with from_pretrained
+
+Under ``accelerate launch`` every process runs this function; files are written by the main
+process and the others wait for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from accelerate import PartialState
+from datasets import DatasetDict
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from datasets_scripts import load_csl_daily, load_phoenix2014t, load_sign_corpus
+from datasets_scripts.collator import SignTranslationCollator
+from datasets_scripts.synthetic import make_synthetic_corpus
+from datasets_scripts.transforms import VideoTransform
+from modeling_scl_slt import SclSltForSignTranslation
+
+from .pair_selection import compute_pair_scores, save_pair_scores
+from .recipe_config import ConfigError, RecipeConfig, StageSection
+from .snapshots import load_snapshot_series
+from .tokenization import config_for_tokenizer, train_tokenizer
+from .trainer import SclSltTrainer, SclSltTrainingArguments, TranslationMetrics
+from .trajectories import analyze_trajectories, write_trajectory_report
+
+logger = logging.getLogger(__name__)
+Report = Callable[[str], None]
+
+
+class RunPaths:
+    """Where each recipe output lives inside the run directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.config = self.root / "recipe.yaml"
+        self.corpus = self.root / "corpus"
+        self.tokenizer = self.root / "tokenizer"
+        self.initial = self.root / "initial"
+        self.snapshots = self.root / "snapshots"
+        self.trajectories = self.root / "trajectories.json"
+        self.pair_scores = self.root / "pair_scores.safetensors"
+        self.predictions = self.root / "predictions"
+        self.metrics = self.root / "metrics.json"
+        self.model = self.root / "model"
+
+    def stage(self, name: str) -> Path:
+        return self.root / name
+
+
+def run_recipe(config: RecipeConfig, output_dir: str | Path, report: Report = print) -> dict[str, Any]:
+    """Run (or resume) the whole recipe in ``output_dir``; returns the final metrics."""
+    state = PartialState()
+    paths = RunPaths(Path(output_dir))
+    with state.main_process_first():
+        check_or_record_config(config, paths)
+    set_seed(config.seed)
+    corpus = load_corpus(config, paths, state, report)
+    tokenizer = prepare_tokenizer(config, corpus, paths, state, report)
+    collators = make_collators(config, tokenizer)
+    if state.is_main_process and not (paths.initial / "config.json").exists():
+        build_initial_model(config, tokenizer).save_pretrained(paths.initial)
+    state.wait_for_everyone()
+
+    reference_dir = run_stage("reference", paths.initial, config, corpus, tokenizer, collators, paths, report)
+    if state.is_main_process:
+        analyse_reference_run(config, corpus, paths, report)
+    state.wait_for_everyone()
+    scl_init = reference_dir if config.scl.init_from == "reference" else paths.initial
+    scl_dir = run_stage("scl", scl_init, config, corpus, tokenizer, collators, paths, report)
+    translate_dir = run_stage("translate", scl_dir, config, corpus, tokenizer, collators, paths, report)
+    metrics = final_evaluation(config, corpus, tokenizer, collators, translate_dir, paths, state, report)
+    return metrics
+
+
+# --- set-up -----------------------------------------------------------------------------------
+def check_or_record_config(config: RecipeConfig, paths: RunPaths) -> None:
+    """Record the config of a new run; refuse to resume a run started with another config."""
+    text = yaml.safe_dump(config.to_dict(), sort_keys=True)
+    if paths.config.exists():
+        if paths.config.read_text(encoding="utf-8") != text:
+            raise ConfigError(
+                f"{paths.root} holds a run started with a different config ({paths.config}); "
+                "choose another output directory or delete that one"
+            )
+        return
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.config.write_text(text, encoding="utf-8")
+
+
+def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, report: Report) -> DatasetDict:
+    """The configured corpus as train / validation / test splits."""
+    section = config.corpus
+    if section.kind == "synthetic":
+        manifest = paths.corpus / "manifest.csv"
+        with state.main_process_first():
+            if not manifest.exists():
+                report(f"generating the synthetic corpus ({section.synthetic_size}) in {paths.corpus}")
+                make_synthetic_corpus(paths.corpus, seed=section.synthetic_seed, size=section.synthetic_size)
+            corpus = load_sign_corpus(manifest, on_error=section.on_error)
+    elif section.path is None:
+        raise ConfigError(f"corpus.path is required for corpus.kind={section.kind!r}")
+    elif section.kind == "phoenix2014t":
+        corpus = load_phoenix2014t(section.path, on_error=section.on_error)
+    elif section.kind == "csl_daily":
+        corpus = load_csl_daily(section.path, on_error=section.on_error)
+    else:
+        corpus = load_sign_corpus(section.path, on_error=section.on_error, **section.manifest_options)
+    missing = {"train", "validation", "test"} - set(corpus)
+    if missing:
+        raise ConfigError(
+            f"the corpus has no {sorted(missing)} split(s); the recipe needs train, validation and test"
+        )
+    report(
+        "corpus: " + ", ".join(f"{split} {len(corpus[split])}" for split in ("train", "validation", "test"))
+    )
+    return corpus
+
+
+def prepare_tokenizer(
+    config: RecipeConfig, corpus: DatasetDict, paths: RunPaths, state: PartialState, report: Report
+) -> PreTrainedTokenizerBase:
+    """The configured tokenizer, or one trained on the training texts (saved in the run)."""
+    if config.model.tokenizer:
+        return AutoTokenizer.from_pretrained(config.model.tokenizer)
+    if state.is_main_process and not (paths.tokenizer / "tokenizer.json").exists():
+        tokenizer = train_tokenizer(
+            corpus["train"]["text"],
+            tgt_lang=config.model.tgt_lang,
+            vocab_size=config.model.vocab_size,
+            model=config.model.tokenizer_model,
+        )
+        tokenizer.save_pretrained(paths.tokenizer)
+        report(f"trained a {config.model.tokenizer_model} tokenizer with {len(tokenizer)} tokens")
+    state.wait_for_everyone()
+    return AutoTokenizer.from_pretrained(paths.tokenizer)
+
+
+def make_collators(
+    config: RecipeConfig, tokenizer: PreTrainedTokenizerBase
+) -> dict[str, SignTranslationCollator]:
+    """Training (random crop + augmentation) and evaluation (centre crop) collators."""
+    video = config.video
+    common = {"size": video.image_size, "resize": video.resize, "max_frames": video.max_frames}
+    return {
+        "train": SignTranslationCollator(
+            tokenizer, VideoTransform(train=True, augment=video.augment, **common)
+        ),
+        "eval": SignTranslationCollator(tokenizer, VideoTransform(train=False, **common)),
+    }
+
+
+def build_initial_model(config: RecipeConfig, tokenizer: PreTrainedTokenizerBase) -> SclSltForSignTranslation:
+    """A fresh model for the tokenizer, or one built from pretrained parts."""
+    section = config.model
+    if section.backbone or section.text_model:
+        if not (section.backbone and section.text_model):
+            raise ConfigError("model.backbone and model.text_model must be given together")
+        language_token = tokenizer.convert_tokens_to_ids(section.tgt_lang)
+        if language_token is None or language_token == tokenizer.unk_token_id:
+            raise ConfigError(f"model.tgt_lang {section.tgt_lang!r} is not a token of the tokenizer")
+        return SclSltForSignTranslation.from_pretrained_parts(
+            backbone=section.backbone,
+            text_model=section.text_model,
+            tgt_lang=section.tgt_lang,
+            decoder_start_token_id=language_token,
+            **section.overrides,
+        )
+    model_config = config_for_tokenizer(section.preset, tokenizer, section.tgt_lang, **section.overrides)
+    return SclSltForSignTranslation(model_config)
+
+
+# --- stages -----------------------------------------------------------------------------------
+def run_stage(
+    stage: str,
+    init_dir: Path,
+    config: RecipeConfig,
+    corpus: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    collators: dict[str, SignTranslationCollator],
+    paths: RunPaths,
+    report: Report,
+) -> Path:
+    """Train one stage from the model in ``init_dir``; returns the folder of its final model."""
+    stage_dir = paths.stage(stage)
+    model_dir = stage_dir / "model"
+    if (stage_dir / "DONE").exists():
+        report(f"stage {stage}: already done ({model_dir})")
+        return model_dir
+    section: StageSection = getattr(config, stage)
+    model = SclSltForSignTranslation.from_pretrained(init_dir)
+    if stage == "translate":
+        model.drop_text_branch()
+        set_generation_defaults(model, config.translate.num_beams, config.translate.max_new_tokens)
+    args = stage_arguments(stage, section, config, stage_dir, len(corpus["train"]))
+    trainer = SclSltTrainer(
+        model=model,
+        args=args,
+        train_dataset=corpus["train"],
+        eval_dataset=corpus["validation"],
+        data_collator=collators["train"],
+        eval_data_collator=collators["eval"],
+        processing_class=tokenizer,
+    )
+    checkpoint = get_last_checkpoint(str(stage_dir)) if stage_dir.exists() else None
+    report(
+        f"stage {stage}: {args.num_train_epochs:g} epochs"
+        + (f", resuming {checkpoint}" if checkpoint else "")
+    )
+    trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = trainer.evaluate() if stage == "scl" else {}
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(model_dir))
+        tokenizer.save_pretrained(model_dir)
+        (stage_dir / "DONE").write_text(json.dumps({"eval": metrics}, indent=2), encoding="utf-8")
+    trainer.accelerator.wait_for_everyone()
+    if metrics:
+        report(f"stage {stage}: dev video→text R@1 {metrics.get('eval_video_to_text_r1', float('nan')):.1f}")
+    return model_dir
+
+
+def set_generation_defaults(model: SclSltForSignTranslation, num_beams: int, max_new_tokens: int) -> None:
+    """Beam size and length that ``generate()`` (and the saved generation config) use by default."""
+    model.generation_config.num_beams = num_beams
+    model.generation_config.max_new_tokens = max_new_tokens
+    model.generation_config.max_length = None  # max_new_tokens decides
+
+
+def stage_arguments(
+    stage: str, section: StageSection, config: RecipeConfig, stage_dir: Path, num_train: int
+) -> SclSltTrainingArguments:
+    """Trainer arguments of one stage from its config section."""
+    values: dict[str, Any] = {
+        "output_dir": str(stage_dir),
+        "stage": stage,
+        "num_train_epochs": section.epochs,
+        "per_device_train_batch_size": section.batch_size,
+        "per_device_eval_batch_size": section.eval_batch_size,
+        "learning_rate": section.learning_rate,
+        "weight_decay": section.weight_decay,
+        "warmup_steps": section.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        "lr_scheduler_type": section.lr_scheduler,
+        "gradient_accumulation_steps": section.gradient_accumulation_steps,
+        "max_grad_norm": section.max_grad_norm,
+        "logging_steps": section.logging_steps,
+        "save_strategy": "epoch",
+        "save_total_limit": 1,
+        "seed": config.seed,
+        "report_to": [],
+        "use_cpu": not torch.cuda.is_available(),
+        "metric_language": config.corpus.language,
+        "disable_tqdm": True,
+    }
+    if stage == "reference":
+        values.update(
+            snapshot_interval=config.reference.snapshot_interval,
+            snapshot_dir=str(RunPaths(stage_dir.parent).snapshots),
+            ddp_find_unused_parameters=True,  # the decoder takes no part in contrastive-only training
+        )
+    elif stage == "scl":
+        scl = config.scl
+        values.update(
+            batch_sampler=scl.batch_sampler,
+            contrastive_loss=scl.contrastive_loss,
+            contrastive_weight=scl.contrastive_weight,
+            translation_weight=scl.translation_weight,
+            curriculum_schedule=scl.schedule,
+            curriculum_log_base=scl.log_base,
+            avoid_duplicate_texts=scl.avoid_duplicate_texts,
+            pair_selection_scores=str(RunPaths(stage_dir.parent).pair_scores),
+        )
+    else:
+        steps_per_epoch = math.ceil(num_train / (section.batch_size * section.gradient_accumulation_steps))
+        eval_steps = max(1, round(steps_per_epoch * config.translate.eval_every_epochs))
+        values.update(
+            label_smoothing_factor=config.translate.label_smoothing,
+            predict_with_generate=True,
+            eval_strategy="steps",
+            eval_steps=eval_steps,
+            save_strategy="steps",
+            save_steps=eval_steps,
+            load_best_model_at_end=True,
+            metric_for_best_model="bleu4",
+            greater_is_better=True,
+        )
+    return SclSltTrainingArguments(**values)
+
+
+def analyse_reference_run(config: RecipeConfig, corpus: DatasetDict, paths: RunPaths, report: Report) -> None:
+    """Trajectory report and Pair Selection scores from the reference snapshots."""
+    if paths.pair_scores.exists() and paths.trajectories.exists():
+        return
+    snapshots = load_snapshot_series(paths.snapshots)
+    if len(snapshots) < 2:
+        raise ConfigError(
+            f"the reference run left {len(snapshots)} snapshot(s); Pair Selection needs 2: make "
+            "reference.epochs at least twice reference.snapshot_interval"
+        )
+    texts = list(corpus["train"]["text"])
+    trajectory = analyze_trajectories(snapshots, texts=texts, seed=config.seed)
+    write_trajectory_report(trajectory, paths.root)
+    selection = config.pair_selection
+    scores = compute_pair_scores(
+        snapshots,
+        mode=selection.mode,
+        score=selection.score,
+        num_candidates=selection.num_candidates,
+        block_size=selection.block_size,
+    )
+    save_pair_scores(scores, paths.pair_scores, metadata={"mode": selection.mode, "score": selection.score})
+    report(f"pair selection: {selection.mode} {selection.score} scores from {len(snapshots)} snapshots")
+
+
+# --- final evaluation -------------------------------------------------------------------------
+def final_evaluation(
+    config: RecipeConfig,
+    corpus: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    collators: dict[str, SignTranslationCollator],
+    model_dir: Path,
+    paths: RunPaths,
+    state: PartialState,
+    report: Report,
+) -> dict[str, Any]:
+    """Dev and test BLEU / ROUGE-L of the final model; writes metrics.json, predictions and model/."""
+    if paths.metrics.exists() and (paths.model / "config.json").exists():
+        return json.loads(paths.metrics.read_text(encoding="utf-8"))
+    model = SclSltForSignTranslation.from_pretrained(model_dir)
+    set_generation_defaults(model, config.evaluation.num_beams, config.evaluation.max_new_tokens)
+    args = SclSltTrainingArguments(
+        output_dir=str(paths.root / "evaluation"),
+        stage="translate",
+        per_device_eval_batch_size=config.translate.eval_batch_size,
+        predict_with_generate=True,
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        metric_language=config.corpus.language,
+        disable_tqdm=True,
+    )
+    trainer = SclSltTrainer(
+        model=model,
+        args=args,
+        data_collator=collators["eval"],
+        eval_data_collator=collators["eval"],
+        processing_class=tokenizer,
+    )
+    metrics: dict[str, Any] = {}
+    decode = TranslationMetrics(tokenizer, config.corpus.language).decode
+    for split in ("validation", "test"):
+        output = trainer.predict(corpus[split], metric_key_prefix=split)
+        metrics[split] = {key.removeprefix(f"{split}_"): value for key, value in output.metrics.items()}
+        if state.is_main_process:
+            write_predictions(paths.predictions / f"{split}.jsonl", corpus[split], decode(output.predictions))
+        report(f"{split}: BLEU-4 {metrics[split]['bleu4']:.2f}  ROUGE-L {metrics[split]['rouge_l']:.2f}")
+    scl_done = paths.stage("scl") / "DONE"
+    if scl_done.exists():
+        metrics["validation_retrieval_after_scl"] = json.loads(scl_done.read_text(encoding="utf-8"))["eval"]
+    if state.is_main_process:
+        if paths.model.exists():
+            shutil.rmtree(paths.model)
+        shutil.copytree(model_dir, paths.model)
+        model.generation_config.save_pretrained(paths.model)
+        paths.metrics.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    state.wait_for_everyone()
+    return metrics
+
+
+def write_predictions(path: Path, split: Any, hypotheses: list[str]) -> None:
+    """One JSON line per sample: name, reference and hypothesis."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for name, reference, hypothesis in zip(split["name"], split["text"], hypotheses, strict=True):
+            handle.write(json.dumps({"name": name, "reference": reference, "hypothesis": hypothesis}) + "\n")

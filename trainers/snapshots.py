@@ -1,0 +1,513 @@
+"""Reference-run snapshots: the embeddings Pair Selection needs, one file per checkpoint.
+
+A snapshot holds, for every training sample in a fixed order, what is needed to recompute the
+video–text similarity of any pair at one checkpoint of the plain contrastive reference run:
+
+* ``kind="tokens"``: L2-normalised token embeddings of video and text plus their padding masks
+  (enough for every aggregation: ``cico``, ``cls``, ``mean``), or
+* ``kind="pooled"``: one L2-normalised vector per video and per text (``cls``/``mean`` only).
+
+On disk a snapshot is ONE safetensors file (tensors in fp16 by default, masks as bool) whose
+header metadata holds a JSON record under the key ``"scl_slt_snapshot"``: format version, step,
+epoch, checkpoint path, aggregation, CiCo temperature, kind, number of samples and the sample ids
+in order. No pickles. Sizes: tokens take ``N·(Lv+Lt)·D·2`` bytes (PHOENIX-2014T with 7,096
+videos, 75 visual and 30 text tokens of 1,024 dims: about 1.5 GB); pooled vectors ``2·N·D·2``.
+
+:class:`SnapshotSimilaritySeries` (and :class:`TensorSimilaritySeries` for a precomputed
+``(S, N, N)`` tensor) present a series of snapshots as similarity matrices read block by block,
+which is all that trajectory analysis and Pair Selection need.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from modeling_scl_slt.similarity import (
+    AGGREGATIONS,
+    pool_text_tokens,
+    pool_video_tokens,
+    video_text_similarity,
+)
+
+SNAPSHOT_METADATA_KEY = "scl_slt_snapshot"
+SNAPSHOT_FORMAT = "scl-slt-snapshot"
+SNAPSHOT_FORMAT_VERSION = 1
+TOKEN_TENSORS = ("video_tokens", "video_mask", "text_tokens", "text_mask")
+POOLED_TENSORS = ("video_pooled", "text_pooled")
+
+Direction = Literal["both", "video_to_text", "text_to_video"]
+DIRECTIONS = ("both", "video_to_text", "text_to_video")
+
+
+@dataclass
+class Snapshot:
+    """Embeddings of every training sample at one reference checkpoint.
+
+    Attributes:
+        sample_ids: One id per sample (dataset index or name), in the order of every tensor.
+        step: Optimiser step of the checkpoint.
+        epoch: Epoch of the checkpoint (may be fractional).
+        aggregation: Aggregation the reference model was trained with (``cico``/``cls``/``mean``).
+        checkpoint_path: Where the checkpoint lives, for provenance only.
+        temperature: CiCo token-matching temperature ``tau_f`` of the reference model.
+        video_tokens: (N, Lv, D) L2-normalised visual tokens, or None for a pooled snapshot.
+        video_mask: (N, Lv) bool, True for real tokens.
+        text_tokens: (N, Lt, D) L2-normalised text tokens.
+        text_mask: (N, Lt) bool.
+        video_pooled: (N, D) L2-normalised video vectors, or None for a token snapshot.
+        text_pooled: (N, D) L2-normalised text vectors.
+        source_path: File the snapshot was loaded from (set by :func:`load_snapshot`).
+    """
+
+    sample_ids: list
+    step: int
+    epoch: float
+    aggregation: str = "cico"
+    checkpoint_path: str | None = None
+    temperature: float = 0.07
+    video_tokens: torch.Tensor | None = None
+    video_mask: torch.Tensor | None = None
+    text_tokens: torch.Tensor | None = None
+    text_mask: torch.Tensor | None = None
+    video_pooled: torch.Tensor | None = None
+    text_pooled: torch.Tensor | None = None
+    source_path: Path | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # ids must survive JSON: strings stay, integer-likes (numpy, torch) become int
+        self.sample_ids = [i if isinstance(i, str) else operator.index(i) for i in self.sample_ids]
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        has_tokens = [getattr(self, name) is not None for name in TOKEN_TENSORS]
+        has_pooled = [getattr(self, name) is not None for name in POOLED_TENSORS]
+        if not (all(has_tokens) or all(has_pooled)):
+            raise ValueError(
+                f"A snapshot needs all of {TOKEN_TENSORS} or all of {POOLED_TENSORS}; "
+                f"got tokens {has_tokens} and pooled {has_pooled}."
+            )
+        for name in (*TOKEN_TENSORS, *POOLED_TENSORS):
+            tensor = getattr(self, name)
+            if tensor is not None and tensor.shape[0] != len(self.sample_ids):
+                raise ValueError(
+                    f"{name} has {tensor.shape[0]} rows but there are {len(self.sample_ids)} sample ids."
+                )
+
+    @property
+    def kind(self) -> Literal["tokens", "pooled"]:
+        """``"tokens"`` when token embeddings are stored (they win over pooled vectors)."""
+        return "tokens" if self.video_tokens is not None else "pooled"
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.sample_ids)
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        sample_ids: Sequence,
+        step: int,
+        epoch: float,
+        video_tokens: torch.Tensor | None = None,
+        video_mask: torch.Tensor | None = None,
+        text_tokens: torch.Tensor | None = None,
+        text_mask: torch.Tensor | None = None,
+        video_pooled: torch.Tensor | None = None,
+        text_pooled: torch.Tensor | None = None,
+        **metadata,
+    ) -> Snapshot:
+        """Build a snapshot from raw model outputs: vectors are L2-normalised, masks made bool."""
+
+        def normalised(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else F.normalize(tensor.detach().float(), dim=-1).cpu()
+
+        def boolean(mask: torch.Tensor | None) -> torch.Tensor | None:
+            return None if mask is None else mask.detach().bool().cpu()
+
+        return cls(
+            sample_ids=list(sample_ids),
+            step=step,
+            epoch=epoch,
+            video_tokens=normalised(video_tokens),
+            video_mask=boolean(video_mask),
+            text_tokens=normalised(text_tokens),
+            text_mask=boolean(text_mask),
+            video_pooled=normalised(video_pooled),
+            text_pooled=normalised(text_pooled),
+            **metadata,
+        )
+
+    def metadata_record(self) -> dict:
+        """The JSON record stored in the file header."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "version": SNAPSHOT_FORMAT_VERSION,
+            "step": int(self.step),
+            "epoch": float(self.epoch),
+            "checkpoint_path": self.checkpoint_path,
+            "aggregation": self.aggregation,
+            "temperature": float(self.temperature),
+            "kind": self.kind,
+            "num_samples": self.num_samples,
+            "sample_ids": self.sample_ids,
+        }
+
+    def pooled_vectors(self, pooling: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised (N, D) video and text vectors; ``pooling`` is ``cls`` or ``mean`` for tokens."""
+        if self.kind == "pooled":
+            return self.video_pooled, self.text_pooled
+        return (
+            pool_video_tokens(self.video_tokens.float(), self.video_mask, pooling),
+            pool_text_tokens(self.text_tokens.float(), self.text_mask, pooling),
+        )
+
+
+def pad_and_concatenate(
+    tokens: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate batches of (B_k, L_k, D) tokens and (B_k, L_k) masks, right-padding to max L_k."""
+    max_length = max(t.shape[1] for t in tokens)
+    padded = [F.pad(t, (0, 0, 0, max_length - t.shape[1])) for t in tokens]
+    padded_masks = [F.pad(m.bool(), (0, max_length - m.shape[1]), value=False) for m in masks]
+    return torch.cat(padded), torch.cat(padded_masks)
+
+
+def save_snapshot(snapshot: Snapshot, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Write ``snapshot`` to one safetensors file (embeddings in ``dtype``, masks bool).
+
+    Returns the path written. Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = TOKEN_TENSORS if snapshot.kind == "tokens" else POOLED_TENSORS
+    tensors = {}
+    for name in names:
+        tensor = getattr(snapshot, name)
+        tensors[name] = tensor.bool() if name.endswith("mask") else tensor.to(dtype)
+        tensors[name] = tensors[name].contiguous().cpu()
+    save_file(tensors, str(path), metadata={SNAPSHOT_METADATA_KEY: json.dumps(snapshot.metadata_record())})
+    return path
+
+
+def snapshot_filename(step: int) -> str:
+    """Conventional file name of the snapshot taken at ``step``."""
+    return f"snapshot-step{step:09d}.safetensors"
+
+
+def read_snapshot_record(path: str | Path) -> dict:
+    """The JSON record of a snapshot file, without loading its tensors."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if SNAPSHOT_METADATA_KEY not in metadata:
+        raise ValueError(
+            f"{path} is not an SCL-SLT snapshot: its header has no {SNAPSHOT_METADATA_KEY!r} key."
+        )
+    record = json.loads(metadata[SNAPSHOT_METADATA_KEY])
+    if record.get("version", 0) > SNAPSHOT_FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has snapshot format version {record['version']}; "
+            f"this code reads up to {SNAPSHOT_FORMAT_VERSION}."
+        )
+    return record
+
+
+def load_snapshot(path: str | Path) -> Snapshot:
+    """Load one snapshot file written by :func:`save_snapshot` (tensors keep their stored dtype)."""
+    record = read_snapshot_record(path)
+    with safe_open(str(path), framework="pt") as handle:
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    return Snapshot(
+        sample_ids=record["sample_ids"],
+        step=record["step"],
+        epoch=record["epoch"],
+        aggregation=record["aggregation"],
+        checkpoint_path=record.get("checkpoint_path"),
+        temperature=record.get("temperature", 0.07),
+        source_path=Path(path),
+        **tensors,
+    )
+
+
+def find_snapshot_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Snapshot files from a folder (every ``*.safetensors`` in it) or an explicit list of paths."""
+    if isinstance(source, (str, Path)) and Path(source).is_dir():
+        paths = sorted(Path(source).glob("*.safetensors"))
+        if not paths:
+            raise FileNotFoundError(f"No *.safetensors snapshot files in {source}.")
+        return paths
+    if isinstance(source, (str, Path)):
+        return [Path(source)]
+    return [Path(p) for p in source]
+
+
+def load_snapshot_series(
+    source: str | Path | Sequence[str | Path], first_and_last_only: bool = False
+) -> list[Snapshot]:
+    """Load snapshots sorted by (epoch, step) and check they describe the same samples.
+
+    Args:
+        source: A folder of snapshot files or a list of their paths.
+        first_and_last_only: Load the tensors of only the earliest and latest snapshot (what the
+            two-point ``delta`` score needs); every file's record is still validated.
+
+    Raises:
+        ValueError: If two snapshots disagree on sample ids or order, kind or aggregation, or two
+            share the same (epoch, step).
+    """
+    paths = find_snapshot_files(source)
+    records = [(read_snapshot_record(p), p) for p in paths]
+    records.sort(key=lambda item: (item[0]["epoch"], item[0]["step"]))
+    validate_same_samples(records)
+    if first_and_last_only and len(records) > 2:
+        records = [records[0], records[-1]]
+    return [load_snapshot(path) for _, path in records]
+
+
+def validate_same_samples(records: Sequence[tuple[dict, Path]]) -> None:
+    """Raise a one-sentence ValueError when snapshot records do not cover identical samples."""
+    reference, reference_path = records[0]
+    seen_positions = set()
+    for record, path in records:
+        position = (record["epoch"], record["step"])
+        if position in seen_positions:
+            raise ValueError(
+                f"Two snapshots share epoch {position[0]} and step {position[1]} (one is {path})."
+            )
+        seen_positions.add(position)
+        for key in ("kind", "aggregation"):
+            if record[key] != reference[key]:
+                raise ValueError(
+                    f"Snapshot {path} has {key}={record[key]!r} but {reference_path} has {reference[key]!r}."
+                )
+        ids, expected = record["sample_ids"], reference["sample_ids"]
+        if ids != expected:
+            raise ValueError(
+                f"Snapshot {path} does not cover the same samples in the same order as {reference_path}: "
+                f"{sample_mismatch(expected, ids)}."
+            )
+
+
+def sample_mismatch(expected: list, actual: list) -> str:
+    """Describe where two sample-id lists first differ."""
+    if len(expected) != len(actual):
+        return f"{len(actual)} samples instead of {len(expected)}"
+    position = next(i for i, (a, b) in enumerate(zip(expected, actual, strict=True)) if a != b)
+    return f"position {position} holds {actual[position]!r} instead of {expected[position]!r}"
+
+
+# --------------------------------------------------------------------------- similarity series
+
+
+class SimilaritySeries:
+    """S similarity matrices ``s_k(V_i, T_j)`` over the same N samples, read in blocks.
+
+    Subclasses implement :meth:`block`; :meth:`pairs` and :meth:`candidate_block` have generic
+    fallbacks. ``positions`` (S,) float64 are the x values of the snapshots (their epochs when
+    known), used by the least-squares slope.
+    """
+
+    num_snapshots: int
+    num_samples: int
+    positions: torch.Tensor
+
+    def block(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Similarity ``s(V_i, T_j)`` for i in ``rows`` (r,), j in ``cols`` (c,) → (r, c) float32."""
+        raise NotImplementedError
+
+    def pairs(self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor) -> torch.Tensor:
+        """Similarity of the pairs ``(video_indices[p], text_indices[p])`` → (P,) float32."""
+        values = torch.empty(video_indices.shape[0], dtype=torch.float32)
+        order = torch.argsort(video_indices, stable=True)
+        unique, counts = torch.unique_consecutive(video_indices[order], return_counts=True)
+        start = 0
+        for video, count in zip(unique.tolist(), counts.tolist(), strict=True):
+            chosen = order[start : start + count]
+            values[chosen] = self.block(snapshot, torch.tensor([video]), text_indices[chosen])[0]
+            start += count
+        return values
+
+    def candidate_block(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Symmetric score used to find sparse candidates: ½(s(V_i,T_j) + s(V_j,T_i)), last snapshot."""
+        last = self.num_snapshots - 1
+        return 0.5 * (self.block(last, rows, cols) + self.block(last, cols, rows).transpose(0, 1))
+
+
+class TensorSimilaritySeries(SimilaritySeries):
+    """A precomputed (S, N, N) similarity tensor (rows = videos, columns = texts)."""
+
+    def __init__(self, similarities: torch.Tensor, positions: Sequence[float] | torch.Tensor | None = None):
+        if similarities.dim() != 3 or similarities.shape[1] != similarities.shape[2]:
+            raise ValueError(f"similarities must have shape (S, N, N), got {tuple(similarities.shape)}.")
+        self.similarities = similarities
+        self.num_snapshots, self.num_samples = similarities.shape[0], similarities.shape[1]
+        self.positions = as_positions(positions, self.num_snapshots)
+
+    def block(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        return self.similarities[snapshot].index_select(0, rows).index_select(1, cols).float()
+
+    def pairs(self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor) -> torch.Tensor:
+        return self.similarities[snapshot][video_indices, text_indices].float()
+
+
+class SnapshotSimilaritySeries(SimilaritySeries):
+    """Similarities recomputed on the fly from a series of :class:`Snapshot` objects.
+
+    Args:
+        snapshots: Snapshots sorted by epoch, covering the same samples (see
+            :func:`load_snapshot_series`).
+        aggregation: Similarity to compute (``cico``, ``cls``, ``mean``); default: the snapshots'.
+            ``cico`` needs token snapshots.
+        temperature: CiCo temperature; default: the snapshots'.
+        direction: For ``cico``, which matrix gives ``s(V_i, T_j)``: ``video_to_text[i, j]``,
+            ``text_to_video[j, i]`` or their mean (``both``, default: both directions enter the
+            contrastive loss). Pooled similarities are symmetric, so it does not matter there.
+        candidate_pooling: Pooling used by :meth:`candidate_block` for token snapshots (``mean``
+            or ``cls``; default ``mean``).
+        tile_size: CiCo is computed on tiles of about ``tile_size²`` pairs (``tile_size`` videos ×
+            ``tile_size`` texts, or 1 video × ``tile_size²`` texts); memory about ``4·tile²·Lv·Lt``
+            floats. On a GPU, 128–256 is a good value.
+        device: Where similarities are computed (e.g. ``"cuda"``). Token tensors of a snapshot
+            are copied there, in their stored dtype, on first use and kept; results come back
+            to the CPU as float32.
+    """
+
+    def __init__(
+        self,
+        snapshots: Sequence[Snapshot],
+        aggregation: str | None = None,
+        temperature: float | None = None,
+        direction: Direction = "both",
+        candidate_pooling: str = "mean",
+        tile_size: int = 64,
+        device: str | torch.device = "cpu",
+    ):
+        if not snapshots:
+            raise ValueError("SnapshotSimilaritySeries needs at least one snapshot.")
+        validate_same_samples(
+            [(s.metadata_record(), s.source_path or f"snapshot #{k}") for k, s in enumerate(snapshots)]
+        )
+        self.snapshots = list(snapshots)
+        self.aggregation = aggregation or snapshots[0].aggregation
+        self.temperature = snapshots[0].temperature if temperature is None else temperature
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        if self.aggregation == "cico" and snapshots[0].kind != "tokens":
+            raise ValueError("aggregation='cico' needs token snapshots; these store only pooled vectors.")
+        self.direction = direction
+        self.candidate_pooling = candidate_pooling
+        self.tile_size = tile_size
+        self.device = torch.device(device)
+        self.num_snapshots = len(snapshots)
+        self.num_samples = snapshots[0].num_samples
+        self.positions = as_positions([s.epoch for s in snapshots], self.num_snapshots)
+        self._pooled_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._token_cache: dict[int, tuple[torch.Tensor, ...]] = {}
+
+    def pooled(self, snapshot: int, pooling: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, D) float32 video and text vectors of one snapshot on ``device``, cached."""
+        key = (snapshot, pooling)
+        if key not in self._pooled_cache:
+            video, text = self.snapshots[snapshot].pooled_vectors(pooling)
+            self._pooled_cache[key] = (video.float().to(self.device), text.float().to(self.device))
+        return self._pooled_cache[key]
+
+    def tokens(self, snapshot: int) -> tuple[torch.Tensor, ...]:
+        """Video tokens, video mask, text tokens, text mask of one snapshot on ``device``, cached."""
+        if snapshot not in self._token_cache:
+            snap = self.snapshots[snapshot]
+            tensors = (snap.video_tokens, snap.video_mask, snap.text_tokens, snap.text_mask)
+            self._token_cache[snapshot] = tuple(t.to(self.device) for t in tensors)
+        return self._token_cache[snapshot]
+
+    def block(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        rows, cols = rows.to(self.device), cols.to(self.device)
+        if self.aggregation != "cico":
+            video, text = self.pooled(snapshot, self.aggregation)
+            return (video.index_select(0, rows) @ text.index_select(0, cols).transpose(0, 1)).float().cpu()
+        result = torch.empty(len(rows), len(cols), dtype=torch.float32, device=self.device)
+        row_step = min(self.tile_size, len(rows))
+        col_step = max(self.tile_size, self.tile_size**2 // row_step)  # one video: many texts per tile
+        for r0 in range(0, len(rows), row_step):
+            for c0 in range(0, len(cols), col_step):
+                tile_rows, tile_cols = rows[r0 : r0 + row_step], cols[c0 : c0 + col_step]
+                result[r0 : r0 + len(tile_rows), c0 : c0 + len(tile_cols)] = self.cico_tile(
+                    snapshot, tile_rows, tile_cols
+                )
+        return result.cpu()
+
+    def cico_tile(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """CiCo similarity of one tile, with padding trimmed to the tile's longest sample."""
+        all_video_tokens, all_video_mask, all_text_tokens, all_text_mask = self.tokens(snapshot)
+        video_tokens, video_mask = trim_padding(
+            all_video_tokens.index_select(0, rows), all_video_mask.index_select(0, rows)
+        )
+        text_tokens, text_mask = trim_padding(
+            all_text_tokens.index_select(0, cols), all_text_mask.index_select(0, cols)
+        )
+        video_to_text, text_to_video = video_text_similarity(
+            video_tokens.float(), video_mask, text_tokens.float(), text_mask, "cico", self.temperature
+        )
+        if self.direction == "video_to_text":
+            return video_to_text
+        if self.direction == "text_to_video":
+            return text_to_video.transpose(0, 1)
+        return 0.5 * (video_to_text + text_to_video.transpose(0, 1))
+
+    def pairs(self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor) -> torch.Tensor:
+        if self.aggregation != "cico":
+            video, text = self.pooled(snapshot, self.aggregation)
+            pairs = video.index_select(0, video_indices.to(self.device)) * text.index_select(
+                0, text_indices.to(self.device)
+            )
+            return pairs.sum(-1).float().cpu()
+        return super().pairs(snapshot, video_indices, text_indices)
+
+    def candidate_block(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        pooling = self.aggregation if self.aggregation != "cico" else self.candidate_pooling
+        video, text = self.pooled(self.num_snapshots - 1, pooling)
+        rows, cols = rows.to(self.device), cols.to(self.device)
+        forward = video.index_select(0, rows) @ text.index_select(0, cols).transpose(
+            0, 1
+        )  # s(V_i, T_j), (r, c)
+        backward = text.index_select(0, rows) @ video.index_select(0, cols).transpose(
+            0, 1
+        )  # s(V_j, T_i), (r, c)
+        return (0.5 * (forward + backward)).cpu()
+
+
+def trim_padding(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop trailing all-padding positions of a (n, L, D) / (n, L) batch (right padding assumed)."""
+    length = max(int(mask.sum(dim=1).max()), 1)
+    return tokens[:, :length], mask[:, :length]
+
+
+def as_positions(positions: Sequence[float] | torch.Tensor | None, num_snapshots: int) -> torch.Tensor:
+    """Snapshot x values as (S,) float64; default 0..S-1."""
+    if positions is None:
+        return torch.arange(num_snapshots, dtype=torch.float64)
+    positions = torch.as_tensor(positions, dtype=torch.float64)
+    if positions.shape != (num_snapshots,):
+        raise ValueError(f"positions must have {num_snapshots} entries, got shape {tuple(positions.shape)}.")
+    return positions
+
+
+def as_similarity_series(
+    source: SimilaritySeries | torch.Tensor | Sequence[Snapshot], **kwargs
+) -> SimilaritySeries:
+    """Accept a series, an (S, N, N) tensor or a list of snapshots (``kwargs`` go to the series)."""
+    if isinstance(source, SimilaritySeries):
+        return source
+    if isinstance(source, torch.Tensor):
+        return TensorSimilaritySeries(source, **kwargs)
+    return SnapshotSimilaritySeries(list(source), **kwargs)
