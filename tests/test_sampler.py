@@ -12,6 +12,7 @@ from trainers.sampler import (
     NoDuplicatesBatchSampler,
     PSCurriculumBatchSampler,
     RandomBatchSampler,
+    RankedSet,
     batch_score,
     curriculum_alpha,
 )
@@ -238,3 +239,48 @@ def test_bad_inputs_raise_clear_errors() -> None:
         PSCurriculumBatchSampler(torch.zeros(4, 4), batch_size=2, num_epochs=1, texts=["a", "b", "c"])
     with pytest.raises(ValueError, match=r"shape \(N, N\)"):
         PSCurriculumBatchSampler(torch.zeros(4, 3), batch_size=2, num_epochs=1)
+
+
+def random_sparse(n: int, m: int, seed: int, dyadic: bool = True) -> SparseScores:
+    """Random candidates; dyadic scores (many exact ties and exact zero sums) or Gaussian ones."""
+    generator = torch.Generator().manual_seed(seed)
+    indices = (torch.arange(n)[:, None] + torch.randint(1, n, (n, m), generator=generator)) % n
+    if dyadic:
+        forward = torch.randint(-4, 5, (n, m), generator=generator).float() / 4
+        backward = torch.randint(-4, 5, (n, m), generator=generator).float() / 4
+    else:
+        forward, backward = torch.randn(n, m, generator=generator), torch.randn(n, m, generator=generator)
+    return SparseScores(indices, forward, backward)
+
+
+@pytest.mark.parametrize("dyadic", [True, False])
+@pytest.mark.parametrize("with_texts", [True, False])
+def test_fast_sparse_path_gives_the_reference_batches(dyadic: bool, with_texts: bool) -> None:
+    n = 203
+    sparse = random_sparse(n, 4, seed=int(dyadic) + 2 * int(with_texts), dyadic=dyadic)
+    # a frequent text (tight near the end), an impossible one (relaxed picks), many pairs
+    texts = ["often"] * 13 + ["too often"] * 16 + [f"t{i % 80}" for i in range(n - 29)]
+    for schedule in ("easy", "log", "hard", "linear"):
+        kwargs = dict(batch_size=16, num_epochs=5, schedule=schedule, texts=texts if with_texts else None)
+        fast = PSCurriculumBatchSampler(sparse, **kwargs)
+        reference = PSCurriculumBatchSampler(sparse, fast_sparse=False, **kwargs)
+        for epoch in (0, 2, 4):
+            fast.set_epoch(epoch)
+            reference.set_epoch(epoch)
+            assert list(fast) == list(reference), (schedule, epoch)
+            assert fast.num_relaxed_picks == reference.num_relaxed_picks
+            assert (reference.num_relaxed_picks > 0) == with_texts  # the relaxation is exercised
+
+
+def test_ranked_set_finds_the_kth_rank_outside_an_excluded_set() -> None:
+    generator = torch.Generator().manual_seed(0)
+    ranked, present = RankedSet(50), set(range(50))
+    for rank in torch.randperm(50, generator=generator)[:20].tolist():
+        ranked.remove(rank)
+        present.discard(rank)
+    excluded = sorted(
+        torch.tensor(sorted(present))[torch.randperm(len(present), generator=generator)[:9]].tolist()
+    )
+    rest = sorted(present - set(excluded))
+    assert [ranked.kth(k) for k in range(len(present))] == sorted(present)
+    assert [ranked.kth_excluding(k, excluded) for k in range(len(rest))] == rest

@@ -48,7 +48,7 @@ def test_categories_and_push_away_shares_by_hand() -> None:
 
 
 def test_median_thresholds_per_snapshot() -> None:
-    report = analyze_trajectories(hand_series())
+    report = analyze_trajectories(hand_series(), threshold_reference="each")
     # s0 sorted: .1 .2 .3 .7 .8 .9 → median .5; s1: .1 .2 .4 .5 .6 .85 → .45; s2: 0 .1 .2 .65 .8 .9 → .425
     assert report.thresholds == pytest.approx([0.5, 0.45, 0.425])
     assert report.counts == {"H->L": 1, "H->H": 2, "L->H": 1, "L->L": 2}
@@ -56,7 +56,7 @@ def test_median_thresholds_per_snapshot() -> None:
 
 
 def test_quantile_rule_is_configurable() -> None:
-    report = analyze_trajectories(hand_series(), threshold_quantile=0.0)  # high = above the minimum
+    report = analyze_trajectories(hand_series(), threshold_quantile=0.0, threshold_reference="each")
     # s0 minimum .1 → high: all but (1,0); s2 minimum 0 → high: all but (1,2)
     assert report.counts == {"H->L": 1, "H->H": 4, "L->H": 1, "L->L": 0}
 
@@ -140,3 +140,14 @@ def test_trainers_modules_import_matplotlib_only_inside_functions() -> None:
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(name.startswith("matplotlib") for name in names), path
+
+
+def test_first_snapshot_threshold_sees_a_run_that_pushes_negatives_apart() -> None:
+    first = torch.rand(40, 40, generator=torch.Generator().manual_seed(0))
+    similarities = torch.stack([first, first - 0.3])  # every pair moves apart by 0.3
+    pushed = analyze_trajectories(similarities)
+    assert pushed.counts["L->H"] == 0 and pushed.counts["H->L"] > 0
+    assert "first snapshot" in pushed.threshold_rule
+    # With each snapshot's own median both ends have the same number of high pairs: H->L = L->H.
+    relative = analyze_trajectories(similarities, threshold_reference="each")
+    assert relative.counts["H->L"] == relative.counts["L->H"]

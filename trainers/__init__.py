@@ -1,7 +1,8 @@
 """The SCL training method: Pair Selection, curriculum sampling, selective contrastive loss, Trainer.
 
-Importing this package does not import matplotlib (only the plotting function does) nor
-``evaluate`` (the metric names below are loaded on first access).
+Importing this package does not import matplotlib (only the plotting function does); the
+Trainer, the recipe and the metrics (which pull in ``evaluate``, ``datasets`` and the corpus
+loaders) load on first access.
 """
 
 from __future__ import annotations
@@ -39,17 +40,23 @@ from .snapshots import (
 )
 from .trajectories import TrajectoryReport, analyze_trajectories, plot_trajectories, write_trajectory_report
 
-# ``evaluate`` takes seconds to import: the metric names resolve lazily (PEP 562).
-_LAZY_METRIC_NAMES = (
-    "SIGN_TRANSLATION_METRIC_PATH",
-    "compute_translation_metrics",
-    "sign_translation_metric_path",
-)
+# Heavy imports resolve on first access (PEP 562): name → submodule.
+_LAZY_NAMES = {
+    "SIGN_TRANSLATION_METRIC_PATH": ".metrics",
+    "compute_translation_metrics": ".metrics",
+    "sign_translation_metric_path": ".metrics",
+    "SclSltTrainer": ".trainer",
+    "SclSltTrainingArguments": ".trainer",
+    "RecipeConfig": ".recipe_config",
+    "run_recipe": ".recipe",
+    "train_tokenizer": ".tokenization",
+    "config_for_tokenizer": ".tokenization",
+}
 
 
 def __getattr__(name: str):
-    if name in _LAZY_METRIC_NAMES:
-        return getattr(importlib.import_module(".metrics", __name__), name)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(_LAZY_NAMES[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -59,6 +66,9 @@ __all__ = [
     "NoDuplicatesBatchSampler",
     "PSCurriculumBatchSampler",
     "RandomBatchSampler",
+    "RecipeConfig",
+    "SclSltTrainer",
+    "SclSltTrainingArguments",
     "SelectiveContrastiveLoss",
     "SimilaritySeries",
     "Snapshot",
@@ -72,6 +82,7 @@ __all__ = [
     "compute_pair_scores",
     "compute_sparse_scores",
     "compute_translation_metrics",
+    "config_for_tokenizer",
     "curriculum_alpha",
     "false_negative_mask",
     "find_candidates",
@@ -80,10 +91,12 @@ __all__ = [
     "load_snapshot_series",
     "pad_and_concatenate",
     "plot_trajectories",
+    "run_recipe",
     "save_pair_scores",
     "save_snapshot",
     "sign_translation_metric_path",
     "snapshot_filename",
     "text_group_ids",
+    "train_tokenizer",
     "write_trajectory_report",
 ]

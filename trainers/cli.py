@@ -63,7 +63,7 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
 
 
 def run_command(args: argparse.Namespace) -> None:
-    # Imported here so that `scl-slt --help` answers without loading torch.
+    # Imported on use: `scl-slt --help` should not wait for the training stack.
     if args.command == "demo":
         from .demo import run_demo
 

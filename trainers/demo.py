@@ -35,9 +35,11 @@ def demo_config(quick: bool = False) -> RecipeConfig:
     stage = {"batch_size": 16, "learning_rate": 3e-4, "warmup_ratio": 0.05}
     config = RecipeConfig(
         seed=0,
-        corpus=CorpusSection(kind="synthetic", language="en", synthetic_size="default"),
+        corpus=CorpusSection(
+            kind="synthetic", language="en", synthetic_size="default", synthetic_format="frames"
+        ),
         model=ModelSection(preset="small", tokenizer_model="wordlevel", tgt_lang="en_XX"),
-        video=VideoSection(image_size=64, resize=None, max_frames=64, augment=True),
+        video=VideoSection(image_size=32, resize=32, max_frames=64, augment=True),
         reference=ReferenceSection(epochs=4, snapshot_interval=2, **stage),
         scl=SclSection(epochs=6, schedule="log", init_from="reference", **stage),
         translate=TranslateSection(

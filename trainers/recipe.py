@@ -124,7 +124,12 @@ def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, repo
         with state.main_process_first():
             if not manifest.exists():
                 report(f"generating the synthetic corpus ({section.synthetic_size}) in {paths.corpus}")
-                make_synthetic_corpus(paths.corpus, seed=section.synthetic_seed, size=section.synthetic_size)
+                make_synthetic_corpus(
+                    paths.corpus,
+                    seed=section.synthetic_seed,
+                    size=section.synthetic_size,
+                    video_format=section.synthetic_format,
+                )
             corpus = load_sign_corpus(manifest, on_error=section.on_error)
     elif section.path is None:
         raise ConfigError(f"corpus.path is required for corpus.kind={section.kind!r}")

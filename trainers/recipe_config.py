@@ -31,6 +31,7 @@ class CorpusSection:
     language: str = "de"  # metric language: 13a BLEU for de/en/..., characters for zh
     synthetic_size: str = "default"  # synthetic corpus: tiny, small, default or large
     synthetic_seed: int = 0
+    synthetic_format: Literal["mp4", "frames"] = "mp4"  # frames: PNG folders, no video decoding at load
     manifest_options: dict = field(default_factory=dict)  # extra load_sign_corpus keyword arguments
     on_error: Literal["raise", "skip"] = "raise"
 

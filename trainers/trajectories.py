@@ -8,12 +8,17 @@ at the FIRST and the LAST snapshot:
     L->H  becomes high: hard negatives
     L->L  stays low
 
-Threshold rule (the paper's is unknown; this one is configurable): a pair is *high* at snapshot k
-when its similarity is STRICTLY ABOVE ``t_k``, the ``threshold_quantile`` quantile (default 0.5:
-the median) of all counted negative similarities at that same snapshot, so "high" is relative to
-where the model's similarities sit at that time. Absolute thresholds can be given instead
-(``thresholds=(t_first, t_last)``). When there are more than ``max_threshold_pairs`` negatives,
-``t_k`` is estimated from a seeded uniform random subset of that many pairs (exact otherwise).
+Threshold rule (the paper's is unknown; this one is configurable): a pair is *high* at a
+snapshot when its similarity is STRICTLY ABOVE a threshold ``t``. By default
+(``threshold_reference="first"``) ``t`` is the ``threshold_quantile`` quantile (default 0.5: the
+median) of all counted negative similarities at the FIRST snapshot, and the same ``t`` is used at
+the last one, so a run that pushes negatives apart shows more H→L than L→H.
+``threshold_reference="each"`` uses each snapshot's own quantile instead ("high relative to where
+the similarities sit at that time"); note that with it, H→L and L→H always have the same count,
+since both snapshots then have the same number of high pairs. Absolute thresholds can be given
+instead (``thresholds=(t_first, t_last)``). When there are more than ``max_threshold_pairs``
+negatives, quantiles are estimated from a seeded uniform random subset of that many pairs (exact
+otherwise).
 
 Also reported: for every pair of consecutive snapshots the share of negatives whose similarity
 DECREASED (``push_away_shares``), and the share that decreased at every step
@@ -32,6 +37,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -146,6 +152,7 @@ def analyze_trajectories(
     texts: Sequence[str] | None = None,
     exclude_identical_texts: bool = True,
     threshold_quantile: float = 0.5,
+    threshold_reference: Literal["first", "each"] = "first",
     thresholds: tuple[float, float] | None = None,
     block_size: int = 256,
     max_threshold_pairs: int = 2_000_000,
@@ -161,7 +168,9 @@ def analyze_trajectories(
             column = text) or snapshots sorted by epoch; needs S ≥ 2.
         texts: (N,) target texts; identical ones mark known false negatives.
         exclude_identical_texts: Leave identical-text pairs out of the shares.
-        threshold_quantile: Quantile q of the per-snapshot threshold rule (module doc).
+        threshold_quantile: Quantile q of the threshold rule (module doc).
+        threshold_reference: ``"first"``: the first snapshot's quantile is the threshold at both
+            ends; ``"each"``: every snapshot uses its own quantile (module doc).
         thresholds: Absolute (first, last) thresholds instead of the quantile rule.
         block_size: Videos per block; peak memory is a few ``block_size × N`` float tensors.
         max_threshold_pairs: Above this many negatives, quantiles are estimated from a sample.
@@ -188,10 +197,15 @@ def analyze_trajectories(
     )
     if thresholds is None:
         per_snapshot = [quantile(v, threshold_quantile) for v in first_pass["threshold_samples"]]
-        rule = (
-            f"high = similarity > the {threshold_quantile:g}-quantile of counted negatives at that snapshot"
-        )
-        classify_thresholds = (per_snapshot[0], per_snapshot[-1])
+        rule = f"high = similarity > the {threshold_quantile:g}-quantile of counted negatives at "
+        if threshold_reference == "first":
+            rule += "the first snapshot"
+            classify_thresholds = (per_snapshot[0], per_snapshot[0])
+        elif threshold_reference == "each":
+            rule += "that snapshot"
+            classify_thresholds = (per_snapshot[0], per_snapshot[-1])
+        else:
+            raise ValueError(f"threshold_reference must be 'first' or 'each', got {threshold_reference!r}.")
     else:
         classify_thresholds = (float(thresholds[0]), float(thresholds[1]))
         per_snapshot = [classify_thresholds[0], *[None] * (series.num_snapshots - 2), classify_thresholds[1]]
