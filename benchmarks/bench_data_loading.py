@@ -29,10 +29,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from datasets_scripts import load_phoenix2014t
-from datasets_scripts.collator import SignTranslationCollator
+from datasets_scripts import SignTranslationCollator, VideoTransform, load_phoenix2014t
 from datasets_scripts.synthetic import make_signers, render_clip, sample_sentence
-from datasets_scripts.transforms import VideoTransform
 from modeling_scl_slt import SclSltForSignTranslation
 from trainers.tokenization import config_for_tokenizer, train_tokenizer
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from modeling_scl_slt.similarity import video_text_similarity
+from trainers import pair_selection
 from trainers.pair_selection import (
     SparseScores,
     compute_dense_scores,
@@ -232,3 +233,54 @@ def test_integer_like_sample_ids_become_json_ints(tmp_path) -> None:
         np.arange(2), step=0, epoch=0, video_pooled=torch.ones(2, 3), text_pooled=torch.ones(2, 3)
     )
     assert load_snapshot(save_snapshot(snapshot, tmp_path / "s.safetensors")).sample_ids == [0, 1]
+
+
+@pytest.mark.parametrize("direction", ["both", "video_to_text", "text_to_video"])
+def test_fused_cico_kernel_equals_the_reference(direction: str) -> None:
+    snapshots = [token_snapshot(0, seed=3, num_samples=40), token_snapshot(5, seed=4, num_samples=40)]
+    rows, cols = torch.arange(0, 40, 3), torch.arange(40)
+    results = []
+    for kernel in ("fused", "reference"):
+        series = SnapshotSimilaritySeries(snapshots, direction=direction, tile_size=4, cico_kernel=kernel)
+        results.append((series.block(1, rows, cols), series.pairs(1, rows, cols[: len(rows)])))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-5, atol=1e-6)
+
+
+def pooled_snapshots(num_samples: int, dim: int = 16) -> list[Snapshot]:
+    """Two pooled fp32 snapshots with clustered vectors (so neighbours are meaningful)."""
+    generator = torch.Generator().manual_seed(7)
+    centres = torch.randn(8, dim, generator=generator)[
+        torch.randint(0, 8, (num_samples,), generator=generator)
+    ]
+    return [
+        Snapshot.from_embeddings(
+            list(range(num_samples)),
+            step=epoch,
+            epoch=epoch,
+            video_pooled=centres + torch.randn(num_samples, dim, generator=generator),
+            text_pooled=centres + torch.randn(num_samples, dim, generator=generator),
+            aggregation="mean",
+        )
+        for epoch in (0, 5)
+    ]
+
+
+def test_ann_candidates_find_the_exact_neighbours_when_every_cell_is_probed() -> None:
+    pytest.importorskip("faiss")
+    series = SnapshotSimilaritySeries(pooled_snapshots(400))
+    exact = find_candidates(series, 10)
+    approximate = find_candidates(series, 10, search="ann", ann_lists=8, ann_probes=8)
+    assert not (approximate == torch.arange(400)[:, None]).any()
+    recall = torch.tensor(
+        [len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approximate, exact, strict=True)]
+    )
+    assert recall.float().mean() / 10 > 0.98  # fp16 storage may swap near-ties at the boundary
+
+
+def test_ann_search_falls_back_to_exact_without_faiss(monkeypatch) -> None:
+    monkeypatch.setattr(pair_selection, "faiss_available", lambda: False)
+    series = SnapshotSimilaritySeries(pooled_snapshots(50))
+    with pytest.warns(UserWarning, match="falling back to the exact"):
+        approximate = find_candidates(series, 5, search="ann")
+    assert torch.equal(approximate, find_candidates(series, 5))

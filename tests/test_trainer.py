@@ -10,8 +10,7 @@ from datasets import Dataset, Features, Image, List, Value
 from PIL import Image as PILImage
 from transformers import TrainerCallback
 
-from datasets_scripts.collator import SignTranslationCollator
-from datasets_scripts.transforms import VideoTransform
+from datasets_scripts import SignTranslationCollator, VideoTransform
 from modeling_scl_slt import SclSltForSignTranslation
 from trainers.sampler import PSCurriculumBatchSampler
 from trainers.snapshots import load_snapshot_series

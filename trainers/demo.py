@@ -13,9 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from datasets_scripts import load_sign_corpus
-from datasets_scripts.collator import SignTranslationCollator
-from datasets_scripts.transforms import VideoTransform
+from datasets_scripts import SignTranslationCollator, VideoTransform, load_sign_corpus
 
 from .recipe import Report, RunPaths, run_recipe
 from .recipe_config import (

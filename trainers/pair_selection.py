@@ -20,11 +20,15 @@ Two storage modes, both computed block by block with bounded memory:
   search), with ``delta(i, j)`` and ``delta(j, i)`` computed by the configured similarity.
   Every other pair is treated as score 0 ("did not move"). Rationale: pairs that end up
   similar are the ones the curriculum must schedule (hard negatives and false negatives);
-  pairs that end far apart are approximated as neutral. Memory ``O(N·M)``.
+  pairs that end far apart are approximated as neutral. Memory ``O(N·M)``. For very large N the
+  candidate search can be approximate (``search="ann"``: an inverted-file inner-product index of
+  the optional ``faiss`` library, see :func:`ann_candidates`); without ``faiss`` it falls back to
+  the exact search with a warning.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,26 +90,34 @@ class SparseScores:
         samples appears once per direction.
         """
         n, m = self.indices.shape
-        rows = torch.arange(n).repeat_interleave(m)
+        # memory matters at N = 10⁶: build the pair keys in place, free temporaries early
+        keys = torch.arange(n).repeat_interleave(m)  # rows
         cols = self.indices.reshape(-1)
-        weights = (self.scores + self.reverse_scores).reshape(-1).float()
-        low, high = torch.minimum(rows, cols), torch.maximum(rows, cols)
-        keys, first = unique_first(low * n + high)
-        low, high, weights = keys // n, keys % n, weights[first]
-        both_rows, both_cols = torch.cat([low, high]), torch.cat([high, low])
-        both_weights = torch.cat([weights, weights])
-        order = torch.argsort(both_rows * n + both_cols)
+        high = torch.maximum(keys, cols)
+        keys = torch.minimum(keys, cols).mul_(n).add_(high)  # low · N + high
+        del high
+        keys, first = unique_first(keys)
+        weights = (self.scores + self.reverse_scores).reshape(-1).float()[first]
+        del first
+        low, high = keys // n, keys % n
+        del keys
+        both_keys = torch.cat([low * n + high, high * n + low])  # (row, column) of both directions
+        order = torch.argsort(both_keys)
+        del both_keys
+        both_rows = torch.cat([low, high])
         row_offsets = torch.zeros(n + 1, dtype=torch.long)
         row_offsets[1:] = torch.cumsum(torch.bincount(both_rows, minlength=n), dim=0)
-        return row_offsets, both_cols[order], both_weights[order]
+        del both_rows
+        columns = torch.cat([high, low])[order]
+        return row_offsets, columns, torch.cat([weights, weights])[order]
 
 
 def unique_first(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted unique keys and, for each, the position of one occurrence in ``keys``."""
-    unique, inverse = torch.unique(keys, return_inverse=True)
-    first = torch.empty(unique.shape[0], dtype=torch.long)
-    first.scatter_(0, inverse, torch.arange(keys.shape[0]))
-    return unique, first
+    """Sorted unique keys and, for each, the position of its first occurrence in ``keys``."""
+    sorted_keys, order = torch.sort(keys, stable=True)
+    starts = torch.ones_like(sorted_keys, dtype=torch.bool)
+    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    return sorted_keys[starts], order[starts]
 
 
 def slope_weights(positions: torch.Tensor) -> torch.Tensor:
@@ -182,21 +194,111 @@ def compute_dense_scores(
     return dense
 
 
-def find_candidates(series: SimilaritySeries, num_candidates: int, block_size: int = 512) -> torch.Tensor:
+SearchKind = Literal["exact", "ann"]
+
+
+def find_candidates(
+    series: SimilaritySeries,
+    num_candidates: int,
+    block_size: int = 512,
+    search: SearchKind = "exact",
+    ann_lists: int | None = None,
+    ann_probes: int = 16,
+) -> torch.Tensor:
     """(N, M) long: for every i, the M samples j ≠ i with the highest ``series.candidate_block`` score.
 
-    Exact top-M, computed on row blocks; ties are broken towards the lower index.
+    ``search="exact"``: exact top-M on row blocks (O(N²·D) work); ties go to the lower index.
+    ``search="ann"``: approximate, with :func:`ann_candidates` (needs ``faiss`` and a series
+    with ``candidate_vectors``; otherwise a warning and the exact search).
     """
     n = series.num_samples
     if not 1 <= num_candidates <= n - 1:
         raise ValueError(f"num_candidates must be between 1 and N-1 = {n - 1}, got {num_candidates}.")
-    all_cols = torch.arange(n)
+    if search not in ("exact", "ann"):
+        raise ValueError(f"search must be 'exact' or 'ann', got {search!r}")
+    if search == "ann":
+        if faiss_available() and hasattr(series, "candidate_vectors"):
+            return ann_candidates(series, num_candidates, ann_lists, ann_probes, block_size)
+        warnings.warn(
+            "search='ann' needs the optional faiss package (pip install faiss-cpu) and pooled "
+            "candidate vectors; falling back to the exact candidate search.",
+            stacklevel=2,
+        )
     indices = torch.empty(n, num_candidates, dtype=torch.long)
     for start in range(0, n, block_size):
         rows = torch.arange(start, min(start + block_size, n))
-        similarity = series.candidate_block(rows, all_cols)  # (r, N)
-        similarity[torch.arange(len(rows)), rows] = float("-inf")  # never its own positive
-        indices[rows] = torch.topk(similarity, num_candidates, dim=1, sorted=True).indices
+        indices[rows] = exact_candidate_rows(series, rows, num_candidates)
+    return indices
+
+
+def exact_candidate_rows(series: SimilaritySeries, rows: torch.Tensor, num_candidates: int) -> torch.Tensor:
+    """(r, M) exact top-M candidates of ``rows`` against all N samples."""
+    similarity = series.candidate_block(rows, torch.arange(series.num_samples))  # (r, N)
+    similarity[torch.arange(len(rows)), rows] = float("-inf")  # never its own positive
+    return torch.topk(similarity, num_candidates, dim=1, sorted=True).indices
+
+
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def ann_candidates(
+    series: SimilaritySeries,
+    num_candidates: int,
+    num_lists: int | None = None,
+    num_probes: int = 16,
+    chunk: int = 1 << 15,
+    train_size: int = 1 << 17,
+) -> torch.Tensor:
+    """(N, M) approximate top-M candidates with a faiss inverted-file inner-product index.
+
+    The symmetric candidate score is an inner product, ``½ (query_i · key_j)`` with
+    ``query_i = [V_i, T_i]`` and ``key_j = [T_j, V_j]`` (see ``candidate_vectors``), so the keys
+    go into an IVF index (``num_lists`` k-means cells, default ``4·√N``, trained on at most
+    ``train_size`` keys; vectors stored as fp16) and each query scans ``num_probes`` cells. The
+    query's own key is dropped; a row that comes back short (empty cells) is redone exactly.
+    Memory: the index holds ``N·2D`` fp16 values; queries and keys are made ``chunk`` at a time.
+    """
+    import faiss
+
+    n = series.num_samples
+    rows_all = torch.arange(n)
+    train_rows = torch.randperm(n, generator=torch.Generator().manual_seed(0))[: min(n, train_size)]
+    _, train_keys = series.candidate_vectors(train_rows.sort().values)
+    dim = train_keys.shape[1]
+    num_lists = num_lists or max(1, min(int(4 * n**0.5), n // 39))  # faiss wants ≥ 39 points per cell
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, num_lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
+    index.train(train_keys.numpy())
+    del train_keys
+    for start in range(0, n, chunk):
+        index.add(series.candidate_vectors(rows_all[start : start + chunk])[1].numpy())
+    index.nprobe = num_probes
+    indices = torch.empty(n, num_candidates, dtype=torch.long)
+    short_rows = []
+    for start in range(0, n, chunk):
+        rows = rows_all[start : start + chunk]
+        queries, _ = series.candidate_vectors(rows)
+        _, found = index.search(queries.numpy(), num_candidates + 1)
+        found = torch.from_numpy(found)  # (r, M+1), −1 where a cell ran out
+        keep = (found != rows[:, None]) & (found >= 0)
+        enough = keep.sum(1) >= num_candidates
+        # the first M kept entries of each row, in score order
+        position = torch.where(keep, keep.cumsum(1) - 1, num_candidates)
+        chosen = torch.full((len(rows), num_candidates + 1), -1, dtype=torch.long)
+        chosen.scatter_(1, position, torch.where(keep, found, -1))
+        indices[rows] = chosen[:, :num_candidates]
+        short_rows.append(rows[~enough])
+    short = torch.cat(short_rows)
+    for start in range(0, short.shape[0], 512):
+        rows = short[start : start + 512]
+        indices[rows] = exact_candidate_rows(series, rows, num_candidates)
     return indices
 
 
@@ -205,21 +307,33 @@ def compute_sparse_scores(
     num_candidates: int = 256,
     score: ScoreKind = "delta",
     block_size: int = 512,
+    search: SearchKind = "exact",
+    ann_lists: int | None = None,
+    ann_probes: int = 16,
     **series_kwargs,
 ) -> SparseScores:
     """Pair Selection scores of each sample's top-``num_candidates`` candidates (see module doc).
 
-    Memory is O(N · num_candidates) plus one ``block_size × N`` block of the candidate search.
+    Memory is O(N · num_candidates) plus one ``block_size × N`` block of the exact candidate
+    search. ``search``, ``ann_lists``, ``ann_probes``: see :func:`find_candidates`.
     """
     series = as_similarity_series(source, **series_kwargs)
     check_series(series, score)
-    indices = find_candidates(series, num_candidates, block_size)  # (N, M)
+    indices = find_candidates(series, num_candidates, block_size, search, ann_lists, ann_probes)  # (N, M)
     n, m = indices.shape
     rows = torch.arange(n).repeat_interleave(m)  # (N·M,)
     cols = indices.reshape(-1)
-    forward = score_pairs(series, rows, cols, score).reshape(n, m)
-    backward = score_pairs(series, cols, rows, score).reshape(n, m)
-    return SparseScores(indices=indices, scores=forward, reverse_scores=backward)
+    if not series.expensive_pairs:
+        forward = score_pairs(series, rows, cols, score).reshape(n, m)
+        backward = score_pairs(series, cols, rows, score).reshape(n, m)
+        return SparseScores(indices=indices, scores=forward, reverse_scores=backward)
+    # (i, j) is the forward pair of i and the backward pair of j when both are candidates of
+    # each other (common: the candidate score is symmetric): score every distinct pair once
+    keys, inverse = torch.unique(torch.cat([rows * n + cols, cols * n + rows]), return_inverse=True)
+    values = score_pairs(series, keys // n, keys % n, score)[inverse]  # (2·N·M,)
+    return SparseScores(
+        indices=indices, scores=values[: n * m].reshape(n, m), reverse_scores=values[n * m :].reshape(n, m)
+    )
 
 
 def compute_pair_scores(
@@ -228,13 +342,14 @@ def compute_pair_scores(
     score: ScoreKind = "delta",
     num_candidates: int = 256,
     block_size: int = 512,
+    search: SearchKind = "exact",
     **series_kwargs,
 ) -> torch.Tensor | SparseScores:
     """Dense or sparse Pair Selection scores, as configured (one entry point for the recipe)."""
     if mode == "dense":
         return compute_dense_scores(source, score=score, block_size=block_size, **series_kwargs)
     if mode == "sparse":
-        return compute_sparse_scores(source, num_candidates, score, block_size, **series_kwargs)
+        return compute_sparse_scores(source, num_candidates, score, block_size, search, **series_kwargs)
     raise ValueError(f"mode must be 'dense' or 'sparse', got {mode!r}")
 
 

@@ -39,10 +39,14 @@ from datasets import DatasetDict
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from datasets_scripts import load_csl_daily, load_phoenix2014t, load_sign_corpus
-from datasets_scripts.collator import SignTranslationCollator
-from datasets_scripts.synthetic import make_synthetic_corpus
-from datasets_scripts.transforms import VideoTransform
+from datasets_scripts import (
+    SignTranslationCollator,
+    VideoTransform,
+    load_csl_daily,
+    load_phoenix2014t,
+    load_sign_corpus,
+    make_synthetic_corpus,
+)
 from modeling_scl_slt import SclSltForSignTranslation
 
 from .pair_selection import compute_pair_scores, save_pair_scores
@@ -259,6 +263,16 @@ def set_generation_defaults(model: SclSltForSignTranslation, num_beams: int, max
     model.generation_config.max_length = None  # max_new_tokens decides
 
 
+def device_arguments(config: RecipeConfig) -> dict[str, Any]:
+    """Device, precision and data-loading arguments shared by every stage."""
+    return {
+        "use_cpu": not torch.cuda.is_available(),
+        "bf16": config.precision == "bf16",
+        "fp16": config.precision == "fp16",
+        "dataloader_num_workers": config.num_workers,
+    }
+
+
 def stage_arguments(
     stage: str, section: StageSection, config: RecipeConfig, stage_dir: Path, num_train: int
 ) -> SclSltTrainingArguments:
@@ -280,9 +294,9 @@ def stage_arguments(
         "save_total_limit": 1,
         "seed": config.seed,
         "report_to": [],
-        "use_cpu": not torch.cuda.is_available(),
         "metric_language": config.corpus.language,
         "disable_tqdm": True,
+        **device_arguments(config),
     }
     if stage == "reference":
         values.update(
@@ -366,9 +380,9 @@ def final_evaluation(
         per_device_eval_batch_size=config.translate.eval_batch_size,
         predict_with_generate=True,
         report_to=[],
-        use_cpu=not torch.cuda.is_available(),
         metric_language=config.corpus.language,
         disable_tqdm=True,
+        **device_arguments(config),
     )
     trainer = SclSltTrainer(
         model=model,

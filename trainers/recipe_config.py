@@ -130,6 +130,8 @@ class RecipeConfig:
     """The whole recipe: corpus → reference → scores → scl → translate → evaluation."""
 
     seed: int = 0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # mixed precision of training and evaluation
+    num_workers: int = 0  # DataLoader worker processes (decoding and transforms run there)
     corpus: CorpusSection = field(default_factory=CorpusSection)
     model: ModelSection = field(default_factory=ModelSection)
     video: VideoSection = field(default_factory=VideoSection)

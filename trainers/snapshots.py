@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,9 +35,9 @@ from safetensors.torch import save_file
 
 from modeling_scl_slt.similarity import (
     AGGREGATIONS,
+    cico_similarity,
     pool_text_tokens,
     pool_video_tokens,
-    video_text_similarity,
 )
 
 SNAPSHOT_METADATA_KEY = "scl_slt_snapshot"
@@ -318,6 +319,7 @@ class SimilaritySeries:
     num_snapshots: int
     num_samples: int
     positions: torch.Tensor
+    expensive_pairs: bool = False  # True: pairs cost far more than a lookup, deduplicate them
 
     def block(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """Similarity ``s(V_i, T_j)`` for i in ``rows`` (r,), j in ``cols`` (c,) → (r, c) float32."""
@@ -373,11 +375,20 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         candidate_pooling: Pooling used by :meth:`candidate_block` for token snapshots (``mean``
             or ``cls``; default ``mean``).
         tile_size: CiCo is computed on tiles of about ``tile_size²`` pairs (``tile_size`` videos ×
-            ``tile_size`` texts, or 1 video × ``tile_size²`` texts); memory about ``4·tile²·Lv·Lt``
-            floats. On a GPU, 128–256 is a good value.
+            ``tile_size`` texts, or 1 video × ``tile_size²`` texts); memory about ``3·tile²·Lv·Lt``
+            floats per worker. On a GPU, 128–256 is a good value. Rows and columns of a block are
+            sorted by length first, so that each tile's padding (trimmed) is small.
         device: Where similarities are computed (e.g. ``"cuda"``). Token tensors of a snapshot
             are copied there, in their stored dtype, on first use and kept; results come back
             to the CPU as float32.
+        tile_workers: On the CPU, tiles run on this many Python threads with ONE intra-op thread
+            each (default: ``torch.get_num_threads()``): per-operation OpenMP parallelism stalls
+            on every small operation of a tile when the cores are shared, threads over whole tiles
+            do not. Ignored on other devices.
+        cico_kernel: ``"fused"`` (default: one GEMM per tile that also applies the padding mask,
+            then exp, one product and four reductions, see :func:`fused_cico_tile`) or
+            ``"reference"`` (:func:`~modeling_scl_slt.similarity.cico_similarity`, the einsum +
+            two masked softmaxes of the model). Equal within float32 rounding.
     """
 
     def __init__(
@@ -389,6 +400,8 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         candidate_pooling: str = "mean",
         tile_size: int = 64,
         device: str | torch.device = "cpu",
+        tile_workers: int | None = None,
+        cico_kernel: Literal["fused", "reference"] = "fused",
     ):
         if not snapshots:
             raise ValueError("SnapshotSimilaritySeries needs at least one snapshot.")
@@ -408,6 +421,10 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         self.candidate_pooling = candidate_pooling
         self.tile_size = tile_size
         self.device = torch.device(device)
+        self.tile_workers = torch.get_num_threads() if tile_workers is None else tile_workers
+        if cico_kernel not in ("fused", "reference"):
+            raise ValueError(f"cico_kernel must be 'fused' or 'reference', got {cico_kernel!r}")
+        self.cico_kernel = cico_kernel
         self.num_snapshots = len(snapshots)
         self.num_samples = snapshots[0].num_samples
         self.positions = as_positions([s.epoch for s in snapshots], self.num_snapshots)
@@ -415,11 +432,15 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         self._token_cache: dict[int, tuple[torch.Tensor, ...]] = {}
 
     def pooled(self, snapshot: int, pooling: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, D) float32 video and text vectors of one snapshot on ``device``, cached."""
+        """(N, D) video and text vectors of one snapshot on ``device``, cached in their stored dtype.
+
+        Callers convert the rows they select to float32: a float32 copy of every vector would
+        double the memory of large (pooled fp16) snapshots.
+        """
         key = (snapshot, pooling)
         if key not in self._pooled_cache:
             video, text = self.snapshots[snapshot].pooled_vectors(pooling)
-            self._pooled_cache[key] = (video.float().to(self.device), text.float().to(self.device))
+            self._pooled_cache[key] = (video.to(self.device), text.to(self.device))
         return self._pooled_cache[key]
 
     def tokens(self, snapshot: int) -> tuple[torch.Tensor, ...]:
@@ -434,20 +455,51 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         rows, cols = rows.to(self.device), cols.to(self.device)
         if self.aggregation != "cico":
             video, text = self.pooled(snapshot, self.aggregation)
-            return (video.index_select(0, rows) @ text.index_select(0, cols).transpose(0, 1)).float().cpu()
+            return (rows_float(video, rows) @ rows_float(text, cols).transpose(0, 1)).cpu()
+        video_lengths, text_lengths = self.lengths(snapshot)
+        # similar lengths share a tile, so trimming each tile to its longest sample wastes little
+        row_order = torch.argsort(video_lengths.index_select(0, rows), stable=True)
+        col_order = torch.argsort(text_lengths.index_select(0, cols), stable=True)
+        sorted_rows, sorted_cols = rows[row_order], cols[col_order]
         result = torch.empty(len(rows), len(cols), dtype=torch.float32, device=self.device)
         row_step = min(self.tile_size, len(rows))
         col_step = max(self.tile_size, self.tile_size**2 // row_step)  # one video: many texts per tile
-        for r0 in range(0, len(rows), row_step):
-            for c0 in range(0, len(cols), col_step):
-                tile_rows, tile_cols = rows[r0 : r0 + row_step], cols[c0 : c0 + col_step]
+
+        def tile_job(r0: int, c0: int) -> Callable[[], None]:
+            def job() -> None:
+                tile_rows, tile_cols = sorted_rows[r0 : r0 + row_step], sorted_cols[c0 : c0 + col_step]
                 result[r0 : r0 + len(tile_rows), c0 : c0 + len(tile_cols)] = self.cico_tile(
                     snapshot, tile_rows, tile_cols
                 )
-        return result.cpu()
+
+            return job
+
+        jobs = [
+            tile_job(r0, c0) for r0 in range(0, len(rows), row_step) for c0 in range(0, len(cols), col_step)
+        ]
+        self.run_jobs(jobs)
+        unsorted = torch.empty_like(result)
+        unsorted[row_order.unsqueeze(1), col_order.unsqueeze(0)] = result
+        return unsorted.cpu()
+
+    def run_jobs(self, jobs: Sequence[Callable[[], None]]) -> None:
+        """Run independent tile jobs: on the CPU on ``tile_workers`` threads, elsewhere in order."""
+        if self.device.type != "cpu" or self.tile_workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                job()
+            return
+        # torch.set_num_threads in a worker thread only sets that thread's OpenMP team size
+        with ThreadPoolExecutor(self.tile_workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            for future in [pool.submit(job) for job in jobs]:
+                future.result()  # re-raises a worker's exception
+
+    def lengths(self, snapshot: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,) long numbers of real video and text tokens of one snapshot, on ``device``."""
+        _, video_mask, _, text_mask = self.tokens(snapshot)
+        return video_mask.sum(dim=1), text_mask.sum(dim=1)
 
     def cico_tile(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """CiCo similarity of one tile, with padding trimmed to the tile's longest sample."""
+        """CiCo similarity of one tile → (r, c), with padding trimmed to the tile's longest sample."""
         all_video_tokens, all_video_mask, all_text_tokens, all_text_mask = self.tokens(snapshot)
         video_tokens, video_mask = trim_padding(
             all_video_tokens.index_select(0, rows), all_video_mask.index_select(0, rows)
@@ -455,35 +507,161 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         text_tokens, text_mask = trim_padding(
             all_text_tokens.index_select(0, cols), all_text_mask.index_select(0, cols)
         )
-        video_to_text, text_to_video = video_text_similarity(
-            video_tokens.float(), video_mask, text_tokens.float(), text_mask, "cico", self.temperature
+        video_tokens, text_tokens = video_tokens.float(), text_tokens.float()
+        if self.cico_kernel == "fused" and self.temperature >= FUSED_MIN_TEMPERATURE:
+            return fused_cico_tile(
+                video_tokens, video_mask, text_tokens, text_mask, self.temperature, self.direction
+            )
+        video_to_text, text_to_video = cico_similarity(
+            video_tokens, video_mask, text_tokens, text_mask, self.temperature
         )
-        if self.direction == "video_to_text":
-            return video_to_text
-        if self.direction == "text_to_video":
-            return text_to_video.transpose(0, 1)
-        return 0.5 * (video_to_text + text_to_video.transpose(0, 1))
+        return combine_directions(video_to_text, text_to_video.transpose(0, 1), self.direction)
 
     def pairs(self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor) -> torch.Tensor:
         if self.aggregation != "cico":
-            video, text = self.pooled(snapshot, self.aggregation)
-            pairs = video.index_select(0, video_indices.to(self.device)) * text.index_select(
-                0, text_indices.to(self.device)
-            )
-            return pairs.sum(-1).float().cpu()
-        return super().pairs(snapshot, video_indices, text_indices)
+            return self.pooled_pairs(snapshot, video_indices, text_indices)
+        return self.cico_pairs(snapshot, video_indices, text_indices)
+
+    def pooled_pairs(
+        self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor, chunk: int = 1 << 18
+    ) -> torch.Tensor:
+        """Pooled cosine of the pairs → (P,) float32, ``chunk`` pairs at a time (bounded memory)."""
+        video, text = self.pooled(snapshot, self.aggregation)
+        values = torch.empty(video_indices.shape[0], dtype=torch.float32)
+        for start in range(0, video_indices.shape[0], chunk):
+            videos = rows_float(video, video_indices[start : start + chunk].to(self.device))
+            texts = rows_float(text, text_indices[start : start + chunk].to(self.device))
+            values[start : start + chunk] = (videos * texts).sum(-1).cpu()
+        return values
+
+    @property
+    def expensive_pairs(self) -> bool:
+        """True when one pair costs far more than a lookup (CiCo): worth deduplicating pairs."""
+        return self.aggregation == "cico"
+
+    def candidate_vectors(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries ``[V_i, T_i]`` and keys ``[T_i, V_i]`` of ``rows`` (r, 2D) float32, last snapshot.
+
+        ``query_i · key_j = 2 · candidate_block(i, j)``: an inner-product index over the keys
+        finds the candidates (see :func:`trainers.pair_selection.find_candidates`).
+        """
+        pooling = self.aggregation if self.aggregation != "cico" else self.candidate_pooling
+        video, text = self.pooled(self.num_snapshots - 1, pooling)
+        rows = rows.to(self.device)
+        videos, texts = rows_float(video, rows), rows_float(text, rows)
+        return torch.cat([videos, texts], dim=1).cpu(), torch.cat([texts, videos], dim=1).cpu()
+
+    def cico_pairs(
+        self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor
+    ) -> torch.Tensor:
+        """CiCo of the pairs ``(video_indices[p], text_indices[p])`` → (P,): one 1 × k tile per video."""
+        values = torch.empty(video_indices.shape[0], dtype=torch.float32)
+        _, text_lengths = self.lengths(snapshot)
+        order = torch.argsort(video_indices, stable=True)
+        unique, counts = torch.unique_consecutive(video_indices[order], return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+
+        def video_job(video: int, start: int, count: int) -> Callable[[], None]:
+            def job() -> None:
+                chosen = order[start : start + count]
+                texts = text_indices[chosen]
+                by_length = torch.argsort(text_lengths.index_select(0, texts.to(self.device)), stable=True)
+                for c0 in range(0, count, self.tile_size * 4):  # chunks of similar text lengths
+                    part = by_length[c0 : c0 + self.tile_size * 4].cpu()
+                    tile = self.cico_tile(
+                        snapshot, torch.tensor([video], device=self.device), texts[part].to(self.device)
+                    )
+                    values[chosen[part]] = tile[0].float().cpu()
+
+            return job
+
+        self.run_jobs(
+            [
+                video_job(v, s, c)
+                for v, s, c in zip(unique.tolist(), starts.tolist(), counts.tolist(), strict=True)
+            ]
+        )
+        return values
 
     def candidate_block(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         pooling = self.aggregation if self.aggregation != "cico" else self.candidate_pooling
         video, text = self.pooled(self.num_snapshots - 1, pooling)
         rows, cols = rows.to(self.device), cols.to(self.device)
-        forward = video.index_select(0, rows) @ text.index_select(0, cols).transpose(
-            0, 1
-        )  # s(V_i, T_j), (r, c)
-        backward = text.index_select(0, rows) @ video.index_select(0, cols).transpose(
-            0, 1
-        )  # s(V_j, T_i), (r, c)
+        forward = rows_float(video, rows) @ rows_float(text, cols).transpose(0, 1)  # s(V_i, T_j), (r, c)
+        backward = rows_float(text, rows) @ rows_float(video, cols).transpose(0, 1)  # s(V_j, T_i), (r, c)
         return (0.5 * (forward + backward)).cpu()
+
+
+def rows_float(vectors: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``vectors[rows]`` as float32 (r, D)."""
+    return vectors.index_select(0, rows).float()
+
+
+FUSED_MIN_TEMPERATURE = 0.015  # below, exp(1/τ) summed over tokens could overflow float32
+PADDING_LOGIT = -1.0e4  # times 1/τ ≥ 1: exp underflows to exactly 0 in float32
+
+
+def fused_cico_tile(
+    video_tokens: torch.Tensor,
+    video_mask: torch.Tensor,
+    text_tokens: torch.Tensor,
+    text_mask: torch.Tensor,
+    temperature: float,
+    direction: Direction = "both",
+) -> torch.Tensor:
+    """CiCo similarity of a tile with one GEMM, equal to ``cico_similarity`` within float32 rounding.
+
+    Each token gets two extra coordinates so that the GEMM itself yields ``c_ij / τ`` for real
+    pairs and a huge negative logit for any pair with a padded token (its softmax weight is then
+    exactly 0): no masked copies of the (a·Lv, b·Lt) tile are made. Since ``|c_ij| ≤ 1``,
+    ``exp(c_ij / τ)`` cannot overflow for ``τ ≥ FUSED_MIN_TEMPERATURE`` and no max is subtracted.
+    The four softmax-weighted sums are matrix–vector products (memory-bound, no strided sums).
+
+    Args:
+        video_tokens: (a, Lv, D) float32, normalised. video_mask: (a, Lv) bool.
+        text_tokens: (b, Lt, D) float32, normalised. text_mask: (b, Lt) bool.
+        temperature: ``tau_f``. direction: as in :class:`SnapshotSimilaritySeries`.
+
+    Returns:
+        (a, b) float32 ``s(V_i, T_j)``.
+    """
+    (a, lv, dim), (b, lt) = video_tokens.shape, text_tokens.shape[:2]
+    inverse = 1.0 / temperature
+    video_pad = torch.where(video_mask, 0.0, PADDING_LOGIT).unsqueeze(-1)  # (a, Lv, 1)
+    text_pad = torch.where(text_mask, 0.0, PADDING_LOGIT).unsqueeze(-1)  # (b, Lt, 1)
+    video_rows = torch.cat([video_tokens * inverse, torch.ones_like(video_pad), video_pad], dim=-1)
+    text_rows = torch.cat([text_tokens, text_pad * inverse, torch.full_like(text_pad, inverse)], dim=-1)
+    logits = video_rows.view(a * lv, dim + 2) @ text_rows.view(b * lt, dim + 2).transpose(
+        0, 1
+    )  # (a·Lv, b·Lt)
+    weights = torch.exp(logits)
+    weighted = logits.mul_(weights)  # w·c/τ; padded pairs: w = 0
+    ones_text = torch.ones(lt, device=logits.device)
+    ones_video = torch.ones(a, 1, lv, device=logits.device)
+    result = torch.zeros(a, b, device=logits.device)
+    if direction != "text_to_video":  # softmax over the text tokens j, mean over real video tokens i
+        numerator = torch.mv(weighted.view(-1, lt), ones_text).view(a, lv, b)
+        denominator = torch.mv(weights.view(-1, lt), ones_text).view(a, lv, b).clamp_min(1e-30)
+        per_video_token = numerator / denominator  # (a, Lv, b); padded rows: 0
+        video_weights = (video_mask * (temperature / video_mask.sum(1, keepdim=True))).unsqueeze(1)
+        result += torch.bmm(video_weights.float(), per_video_token).squeeze(1)
+    if direction != "video_to_text":  # softmax over the video tokens i, mean over real text tokens j
+        numerator = torch.bmm(ones_video, weighted.view(a, lv, b * lt)).view(a, b, lt)
+        denominator = torch.bmm(ones_video, weights.view(a, lv, b * lt)).view(a, b, lt).clamp_min(1e-30)
+        text_weights = text_mask * (temperature / text_mask.sum(1, keepdim=True))  # (b, Lt)
+        result += (numerator / denominator * text_weights.float()).sum(-1)
+    return 0.5 * result if direction == "both" else result
+
+
+def combine_directions(
+    video_to_text: torch.Tensor, text_to_video: torch.Tensor, direction: Direction
+) -> torch.Tensor:
+    """``s(V_i, T_j)`` from the (a, b) video→text and (a, b) text→video matrices."""
+    if direction == "video_to_text":
+        return video_to_text
+    if direction == "text_to_video":
+        return text_to_video
+    return 0.5 * (video_to_text + text_to_video)
 
 
 def trim_padding(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,8 +9,8 @@
 
 Gradient accumulation is exact for the translation loss (token sums divided by the Trainer's
 count of label tokens over all accumulated micro-batches). The contrastive loss contrasts the
-samples of one micro-batch, so accumulation is equivalent to a larger batch only for it's
-per-micro-batch mean; that is inherent to in-batch negatives.
+samples of one micro-batch with each other, so accumulating it averages micro-batch losses; it is
+not the loss of one larger batch (that is inherent to in-batch negatives).
 
 False negatives are recognised without extra inputs: two samples of a batch whose label rows
 are identical have the same target text.
