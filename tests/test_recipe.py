@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from transformers import AutoModelForSeq2SeqLM
 
 from trainers.cli import main
@@ -61,9 +62,23 @@ def test_quick_demo_writes_the_documented_run_directory(quick_run: Path) -> None
 
 
 @pytest.mark.slow
+def test_the_run_writes_a_model_card_with_its_metrics(quick_run: Path) -> None:
+    card = ModelCard.load(quick_run / "model" / "README.md")
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    results = {
+        (r.dataset_split, r.metric_type, r.metric_name): r.metric_value for r in card.data.eval_results
+    }
+    bleu4 = [value for (split, kind, name), value in results.items() if split == "test" and "BLEU-4" in name]
+    assert bleu4 == [pytest.approx(metrics["test"]["bleu4"])]
+    assert card.data.library_name == "transformers" and "en" in card.data.language
+
+
+@pytest.mark.slow
 def test_final_model_loads_as_a_user_would(quick_run: Path) -> None:
     model = AutoModelForSeq2SeqLM.from_pretrained(quick_run / "model")
     assert model.text_encoder is None, "the translation model must not carry the text branch"
+    # The pipeline preprocesses with the settings the model was trained with.
+    assert model.config.video_preprocessing == {"size": 32, "resize": 32, "max_frames": 32}
     assert model.lm_head.weight is model.decoder.embed_tokens.weight
     pixels = torch.randn(1, 16, 3, 64, 64)
     generated = model.generate(pixel_values=pixels, max_new_tokens=4, num_beams=1)

@@ -50,6 +50,8 @@ _LAZY_NAMES = {
     "RecipeConfig": ".recipe_config",
     "run_recipe": ".recipe",
     "train_tokenizer": ".tokenization",
+    "build_model_card": ".model_card",
+    "write_model_card": ".model_card",
     "config_for_tokenizer": ".tokenization",
 }
 
@@ -78,6 +80,7 @@ __all__ = [
     "TrajectoryReport",
     "analyze_trajectories",
     "batch_score",
+    "build_model_card",
     "compute_dense_scores",
     "compute_pair_scores",
     "compute_sparse_scores",
@@ -98,5 +101,6 @@ __all__ = [
     "snapshot_filename",
     "text_group_ids",
     "train_tokenizer",
+    "write_model_card",
     "write_trajectory_report",
 ]

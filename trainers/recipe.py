@@ -16,7 +16,7 @@ resumes from its last checkpoint. Run directory layout (documented in the README
       translate/                  stage 2 checkpoints, model/ (best on dev BLEU-4), DONE
       predictions/{validation,test}.jsonl   hypotheses and references of the final model
       metrics.json                dev and test BLEU-1..4 and ROUGE-L (+ dev retrieval after scl)
-      model/                      the final model with its tokenizer: load it with from_pretrained
+      model/                      the final model with its tokenizer and model card (README.md)
 
 Under ``accelerate launch`` every process runs this function; files are written by the main
 process and the others wait for them.
@@ -49,6 +49,7 @@ from datasets_scripts import (
 )
 from modeling_scl_slt import SclSltForSignTranslation
 
+from .model_card import write_model_card
 from .pair_selection import compute_pair_scores, save_pair_scores
 from .recipe_config import ConfigError, RecipeConfig, StageSection
 from .snapshots import load_snapshot_series
@@ -91,7 +92,9 @@ def run_recipe(config: RecipeConfig, output_dir: str | Path, report: Report = pr
     tokenizer = prepare_tokenizer(config, corpus, paths, state, report)
     collators = make_collators(config, tokenizer)
     if state.is_main_process and not (paths.initial / "config.json").exists():
-        build_initial_model(config, tokenizer).save_pretrained(paths.initial)
+        model = build_initial_model(config, tokenizer)
+        model.config.video_preprocessing = video_preprocessing(config)
+        model.save_pretrained(paths.initial)
     state.wait_for_everyone()
 
     reference_dir = run_stage("reference", paths.initial, config, corpus, tokenizer, collators, paths, report)
@@ -173,16 +176,20 @@ def prepare_tokenizer(
     return AutoTokenizer.from_pretrained(paths.tokenizer)
 
 
+def video_preprocessing(config: RecipeConfig) -> dict[str, Any]:
+    """The evaluation transform's settings; saved in the model config for the pipeline."""
+    video = config.video
+    return {"size": video.image_size, "resize": video.resize, "max_frames": video.max_frames}
+
+
 def make_collators(
     config: RecipeConfig, tokenizer: PreTrainedTokenizerBase
 ) -> dict[str, SignTranslationCollator]:
     """Training (random crop + augmentation) and evaluation (centre crop) collators."""
-    video = config.video
-    common = {"size": video.image_size, "resize": video.resize, "max_frames": video.max_frames}
+    common = video_preprocessing(config)
+    train_transform = VideoTransform(train=True, augment=config.video.augment, **common)
     return {
-        "train": SignTranslationCollator(
-            tokenizer, VideoTransform(train=True, augment=video.augment, **common)
-        ),
+        "train": SignTranslationCollator(tokenizer, train_transform),
         "eval": SignTranslationCollator(tokenizer, VideoTransform(train=False, **common)),
     }
 
@@ -408,6 +415,7 @@ def final_evaluation(
         shutil.copytree(model_dir, paths.model)
         model.generation_config.save_pretrained(paths.model)
         paths.metrics.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        write_model_card(paths.root)
     state.wait_for_everyone()
     return metrics
 
