@@ -150,3 +150,20 @@ def test_cli_help_lists_the_commands(capsys) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "demo" in out and "train" in out
+
+
+@pytest.mark.slow
+def test_recipe_with_lora_saves_merged_plain_models(tmp_path) -> None:
+    config = demo_config(quick=True)
+    config.model.preset = "tiny"
+    config.lora.enabled, config.lora.r, config.lora.alpha = True, 4, 8
+    metrics = run_recipe(config, tmp_path / "run", report=lambda _: None)
+    assert 0.0 <= metrics["test"]["bleu4"] <= 100.0
+    for folder in ("scl/model", "translate/model", "model"):
+        assert not (tmp_path / "run" / folder / "adapter_config.json").exists()
+        model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run" / folder)
+        assert not [name for name, _ in model.named_modules() if "lora" in name], folder
+    initial = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run" / "initial")
+    final = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run" / "model")
+    name = "decoder.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(initial.state_dict()[name], final.state_dict()[name]), "LoRA was not merged"

@@ -51,6 +51,9 @@ _LAZY_NAMES = {
     "run_recipe": ".recipe",
     "train_tokenizer": ".tokenization",
     "build_model_card": ".model_card",
+    "apply_lora": ".lora",
+    "paper_lora_config": ".lora",
+    "trim_vocabulary": ".vocabulary",
     "write_model_card": ".model_card",
     "config_for_tokenizer": ".tokenization",
 }
@@ -79,6 +82,7 @@ __all__ = [
     "TensorSimilaritySeries",
     "TrajectoryReport",
     "analyze_trajectories",
+    "apply_lora",
     "batch_score",
     "build_model_card",
     "compute_dense_scores",
@@ -93,6 +97,7 @@ __all__ = [
     "load_snapshot",
     "load_snapshot_series",
     "pad_and_concatenate",
+    "paper_lora_config",
     "plot_trajectories",
     "run_recipe",
     "save_pair_scores",
@@ -101,6 +106,7 @@ __all__ = [
     "snapshot_filename",
     "text_group_ids",
     "train_tokenizer",
+    "trim_vocabulary",
     "write_model_card",
     "write_trajectory_report",
 ]

@@ -36,6 +36,7 @@ import torch
 import yaml
 from accelerate import PartialState
 from datasets import DatasetDict
+from peft import PeftModel
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -49,6 +50,7 @@ from datasets_scripts import (
 )
 from modeling_scl_slt import SclSltForSignTranslation
 
+from .lora import apply_lora, paper_lora_config
 from .model_card import write_model_card
 from .pair_selection import compute_pair_scores, save_pair_scores
 from .recipe_config import ConfigError, RecipeConfig, StageSection
@@ -232,10 +234,13 @@ def run_stage(
         report(f"stage {stage}: already done ({model_dir})")
         return model_dir
     section: StageSection = getattr(config, stage)
-    model = SclSltForSignTranslation.from_pretrained(init_dir)
+    model: Any = SclSltForSignTranslation.from_pretrained(init_dir)
     if stage == "translate":
         model.drop_text_branch()
         set_generation_defaults(model, config.translate.num_beams, config.translate.max_new_tokens)
+    if config.lora.enabled:
+        lora = config.lora
+        model = apply_lora(model, paper_lora_config(lora.r, lora.alpha, lora.dropout, lora.train_backbone))
     args = stage_arguments(stage, section, config, stage_dir, len(corpus["train"]))
     trainer = SclSltTrainer(
         model=model,
@@ -254,13 +259,20 @@ def run_stage(
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics = trainer.evaluate() if stage == "scl" else {}
     if trainer.is_world_process_zero():
-        trainer.save_model(str(model_dir))
+        save_stage_model(trainer.accelerator.unwrap_model(trainer.model), model_dir)
         tokenizer.save_pretrained(model_dir)
         (stage_dir / "DONE").write_text(json.dumps({"eval": metrics}, indent=2), encoding="utf-8")
     trainer.accelerator.wait_for_everyone()
     if metrics:
         report(f"stage {stage}: dev video→text R@1 {metrics.get('eval_video_to_text_r1', float('nan')):.1f}")
     return model_dir
+
+
+def save_stage_model(model: Any, model_dir: Path) -> None:
+    """Save a stage's model as a plain model folder (LoRA adapters merged into the weights)."""
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    model.save_pretrained(model_dir)
 
 
 def set_generation_defaults(model: SclSltForSignTranslation, num_beams: int, max_new_tokens: int) -> None:

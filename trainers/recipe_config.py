@@ -1,6 +1,6 @@
 """The recipe's YAML configuration: typed, documented sections with strict key checking.
 
-A config file is a mapping of sections (``corpus``, ``model``, ``video``, ``reference``,
+A config file is a mapping of sections (``corpus``, ``model``, ``lora``, ``video``, ``reference``,
 ``pair_selection``, ``scl``, ``translate``, ``evaluation``) plus ``seed``. Every key is a field
 below; an unknown key or a value of the wrong type is one clear error naming the file and key.
 Files are read with ``yaml.safe_load``: loading a config never executes code.
@@ -48,6 +48,17 @@ class ModelSection:
     vocab_size: int = 1000  # for a trained tokenizer
     tgt_lang: str = "de_DE"
     overrides: dict = field(default_factory=dict)  # further SclSltConfig fields
+
+
+@dataclass
+class LoraSection:
+    """LoRA on the visual encoder and decoder attention (trainers.lora.paper_lora_config)."""
+
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    train_backbone: bool = True  # the ResNet trains fully (False: frozen)
 
 
 @dataclass
@@ -134,6 +145,7 @@ class RecipeConfig:
     num_workers: int = 0  # DataLoader worker processes (decoding and transforms run there)
     corpus: CorpusSection = field(default_factory=CorpusSection)
     model: ModelSection = field(default_factory=ModelSection)
+    lora: LoraSection = field(default_factory=LoraSection)
     video: VideoSection = field(default_factory=VideoSection)
     reference: ReferenceSection = field(default_factory=ReferenceSection)
     pair_selection: PairSelectionSection = field(default_factory=PairSelectionSection)
