@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from transformers import AutoModelForSeq2SeqLM
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from trainers.cli import main
 from trainers.demo import demo_config
@@ -167,3 +167,47 @@ def test_recipe_with_lora_saves_merged_plain_models(tmp_path) -> None:
     final = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run" / "model")
     name = "decoder.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(initial.state_dict()[name], final.state_dict()[name]), "LoRA was not merged"
+
+
+@pytest.mark.slow
+def test_recipe_from_pretrained_parts_trims_the_pretrained_vocabulary(tmp_path) -> None:
+    from transformers import (
+        MBartConfig,
+        MBartForConditionalGeneration,
+        ResNetConfig,
+        ResNetForImageClassification,
+    )
+
+    from tests.test_pretrained_parts import TINY_MBART
+    from trainers.tokenization import train_tokenizer
+
+    # A "pretrained" tokenizer that knows far more than the weather domain of the corpus.
+    other_words = ["harbour", "violin", "theorem", "glacier", "orbit", "lantern", "meadow", "quartz"]
+    texts = [f"{a} {b} tomorrow in the north rain" for a in other_words for b in other_words]
+    tokenizer = train_tokenizer(texts, tgt_lang="en_XX", vocab_size=200, model="unigram")
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    ResNetForImageClassification(
+        ResNetConfig(embedding_size=4, hidden_sizes=[4, 8], depths=[1, 1], layer_type="basic")
+    ).save_pretrained(tmp_path / "resnet")
+    mbart = {
+        **TINY_MBART,
+        "vocab_size": len(tokenizer),
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+    }
+    MBartForConditionalGeneration(MBartConfig(**mbart)).save_pretrained(tmp_path / "mbart")
+
+    config = demo_config(quick=True)
+    config.model.tokenizer = str(tmp_path / "tokenizer")
+    config.model.backbone, config.model.text_model = str(tmp_path / "resnet"), str(tmp_path / "mbart")
+    config.model.trim_vocabulary = True
+    run_recipe(config, tmp_path / "run", report=lambda _: None)
+
+    trimmed = AutoTokenizer.from_pretrained(tmp_path / "run" / "model")
+    model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run" / "model")
+    assert len(trimmed) < len(tokenizer)
+    assert model.config.text_config.vocab_size == len(trimmed) == model.lm_head.weight.shape[0]
+    assert model.config.decoder_start_token_id == trimmed.convert_tokens_to_ids("en_XX")
+    sentence = "tomorrow in the north rain"
+    assert trimmed.tokenize(sentence) == tokenizer.tokenize(sentence)

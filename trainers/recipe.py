@@ -6,7 +6,7 @@ resumes from its last checkpoint. Run directory layout (documented in the README
 
     run/
       recipe.yaml                 the config this run was started with (a resume must match it)
-      tokenizer/                  trained on the training texts (unless the config names one)
+      tokenizer/                  trained on the training texts, or the configured one (trimmed to them)
       initial/                    the initial model (reference and scl both start from it)
       reference/                  stage 0 checkpoints, model/ and DONE
       snapshots/                  reference snapshots (fp16 safetensors, one per snapshot)
@@ -58,6 +58,7 @@ from .snapshots import load_snapshot_series
 from .tokenization import config_for_tokenizer, train_tokenizer
 from .trainer import SclSltTrainer, SclSltTrainingArguments, TranslationMetrics
 from .trajectories import analyze_trajectories, write_trajectory_report
+from .vocabulary import trim_vocabulary
 
 logger = logging.getLogger(__name__)
 Report = Callable[[str], None]
@@ -91,13 +92,11 @@ def run_recipe(config: RecipeConfig, output_dir: str | Path, report: Report = pr
         check_or_record_config(config, paths)
     set_seed(config.seed)
     corpus = load_corpus(config, paths, state, report)
-    tokenizer = prepare_tokenizer(config, corpus, paths, state, report)
-    collators = make_collators(config, tokenizer)
     if state.is_main_process and not (paths.initial / "config.json").exists():
-        model = build_initial_model(config, tokenizer)
-        model.config.video_preprocessing = video_preprocessing(config)
-        model.save_pretrained(paths.initial)
+        prepare_initial_model(config, corpus, paths, report)
     state.wait_for_everyone()
+    tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
+    collators = make_collators(config, tokenizer)
 
     reference_dir = run_stage("reference", paths.initial, config, corpus, tokenizer, collators, paths, report)
     if state.is_main_process:
@@ -159,23 +158,32 @@ def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, repo
     return corpus
 
 
-def prepare_tokenizer(
-    config: RecipeConfig, corpus: DatasetDict, paths: RunPaths, state: PartialState, report: Report
-) -> PreTrainedTokenizerBase:
-    """The configured tokenizer, or one trained on the training texts (saved in the run)."""
+def prepare_initial_model(config: RecipeConfig, corpus: DatasetDict, paths: RunPaths, report: Report) -> None:
+    """Save the run's tokenizer and initial model (both stages start from the latter)."""
+    tokenizer = prepare_tokenizer(config, corpus, report)
+    model = build_initial_model(config, tokenizer)
+    if config.model.trim_vocabulary:
+        before = len(tokenizer)
+        trimmed = trim_vocabulary(model, tokenizer, corpus["train"]["text"])
+        model, tokenizer = trimmed.model, trimmed.tokenizer
+        report(f"trimmed the vocabulary to the training texts: {before} → {len(tokenizer)} tokens")
+    model.config.video_preprocessing = video_preprocessing(config)
+    tokenizer.save_pretrained(paths.tokenizer)
+    model.save_pretrained(paths.initial)
+
+
+def prepare_tokenizer(config: RecipeConfig, corpus: DatasetDict, report: Report) -> PreTrainedTokenizerBase:
+    """The configured tokenizer, or one trained on the training texts."""
     if config.model.tokenizer:
         return AutoTokenizer.from_pretrained(config.model.tokenizer)
-    if state.is_main_process and not (paths.tokenizer / "tokenizer.json").exists():
-        tokenizer = train_tokenizer(
-            corpus["train"]["text"],
-            tgt_lang=config.model.tgt_lang,
-            vocab_size=config.model.vocab_size,
-            model=config.model.tokenizer_model,
-        )
-        tokenizer.save_pretrained(paths.tokenizer)
-        report(f"trained a {config.model.tokenizer_model} tokenizer with {len(tokenizer)} tokens")
-    state.wait_for_everyone()
-    return AutoTokenizer.from_pretrained(paths.tokenizer)
+    tokenizer = train_tokenizer(
+        corpus["train"]["text"],
+        tgt_lang=config.model.tgt_lang,
+        vocab_size=config.model.vocab_size,
+        model=config.model.tokenizer_model,
+    )
+    report(f"trained a {config.model.tokenizer_model} tokenizer with {len(tokenizer)} tokens")
+    return tokenizer
 
 
 def video_preprocessing(config: RecipeConfig) -> dict[str, Any]:

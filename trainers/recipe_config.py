@@ -44,6 +44,7 @@ class ModelSection:
     backbone: str | None = None  # pretrained ResNet (Hub id or folder) for from_pretrained_parts
     text_model: str | None = None  # pretrained mBART (Hub id or folder) for from_pretrained_parts
     tokenizer: str | None = None  # tokenizer folder or Hub id; None trains one on the corpus
+    trim_vocabulary: bool = False  # keep only the pieces of the training texts (pretrained tokenizers)
     tokenizer_model: Literal["unigram", "wordlevel"] = "unigram"
     vocab_size: int = 1000  # for a trained tokenizer
     tgt_lang: str = "de_DE"
