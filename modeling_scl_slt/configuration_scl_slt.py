@@ -8,6 +8,7 @@ from typing import Any
 from transformers import MBartConfig, PretrainedConfig, ResNetConfig
 
 SIMILARITY_AGGREGATIONS = ("cico", "cls", "mean")
+PIPELINE_TASK = "sign-language-translation"
 
 # ResNet-18: what the paper's frame backbone (ImageNet-pretrained ResNet-18) looks like.
 RESNET18 = {
@@ -159,6 +160,13 @@ class SclSltConfig(PretrainedConfig):
             Keep every BatchNorm (backbone and temporal module) in eval mode while training, so
             that it normalises with its running statistics. Useful for tiny batches; it also makes
             gradient accumulation exactly equivalent to a larger batch.
+        video_preprocessing (`dict`, *optional*):
+            Keyword arguments of the evaluation-mode ``VideoTransform``
+            (``modeling_scl_slt.video_processing``) that the model was trained with: ``size`` (crop
+            side, pixels), ``resize`` (shorter side before cropping, or ``None``), ``max_frames``,
+            ``mean`` and ``std``. The ``sign-language-translation`` pipeline preprocesses clips with
+            ``VideoTransform(train=False, **video_preprocessing)``. ``None`` means the
+            ``VideoTransform`` defaults (size 224, resize 256, max_frames 300, ImageNet mean/std).
     """
 
     model_type = "scl_slt"
@@ -179,6 +187,7 @@ class SclSltConfig(PretrainedConfig):
         use_text_branch: bool = True,
         freeze_text_encoder: bool = True,
         freeze_batch_norm: bool = False,
+        video_preprocessing: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         self.backbone_config = _as_config(backbone_config, ResNetConfig, RESNET18)
@@ -196,12 +205,31 @@ class SclSltConfig(PretrainedConfig):
         self.use_text_branch = use_text_branch
         self.freeze_text_encoder = freeze_text_encoder
         self.freeze_batch_norm = freeze_batch_norm
+        self.video_preprocessing = video_preprocessing
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             kwargs.setdefault(name, getattr(self.text_config, name))
         kwargs.setdefault("is_encoder_decoder", True)
         kwargs.setdefault("tie_word_embeddings", self.text_config.tie_word_embeddings)
         super().__init__(**kwargs)
+        self._defer_pipeline_to_registry()
         self._validate()
+
+    def _defer_pipeline_to_registry(self) -> None:
+        """Drop our task from ``custom_pipelines`` when this process has it registered.
+
+        A folder's config declares the pipeline (``custom_pipelines``) for processes that load it
+        as remote code; transformers then demands ``trust_remote_code=True`` even where the
+        installed package registered the very same task. Where it is registered (after
+        ``import modeling_scl_slt``), the registry's class serves the task instead. The model's
+        ``save_pretrained`` writes the entry back into every saved folder.
+        """
+        custom = getattr(self, "custom_pipelines", None)
+        if not custom or PIPELINE_TASK not in custom:
+            return
+        from transformers.pipelines import PIPELINE_REGISTRY
+
+        if PIPELINE_TASK in PIPELINE_REGISTRY.get_supported_tasks():
+            self.custom_pipelines = {task: entry for task, entry in custom.items() if task != PIPELINE_TASK}
 
     def _validate(self) -> None:
         if self.similarity_aggregation not in SIMILARITY_AGGREGATIONS:

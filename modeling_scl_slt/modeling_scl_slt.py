@@ -20,7 +20,7 @@ from transformers.modeling_outputs import BaseModelOutput, ModelOutput
 from transformers.models.mbart.modeling_mbart import MBartDecoder, MBartEncoder
 from transformers.models.resnet.modeling_resnet import ResNetModel
 
-from .configuration_scl_slt import SclSltConfig
+from .configuration_scl_slt import PIPELINE_TASK, SclSltConfig
 from .similarity import video_text_similarity
 
 AUTO_MAP = {
@@ -356,9 +356,22 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         self.config.use_text_branch = False
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """Save weights (safetensors), config with ``auto_map`` and the code files for remote loading."""
+        """Save weights (safetensors), the config and the code files for remote loading.
+
+        The config gets ``auto_map`` (AutoConfig, AutoModel, AutoModelForSeq2SeqLM) and
+        ``custom_pipelines`` (the ``sign-language-translation`` task), so that every saved folder
+        works with ``pipeline(..., trust_remote_code=True)``. The code files are this file and every
+        file it reaches by relative imports, the pipeline's included (imported below).
+        """
+        # Imported here: loading the model does not need the pipeline, but transformers copies the
+        # files of relative imports found anywhere in this file, so saving ships the pipeline too.
+        from .pipeline_scl_slt import custom_pipeline_entry
+
         kwargs.setdefault("safe_serialization", True)
         self.config.auto_map = dict(AUTO_MAP)
+        custom_pipelines = dict(getattr(self.config, "custom_pipelines", None) or {})
+        custom_pipelines[PIPELINE_TASK] = custom_pipeline_entry()
+        self.config.custom_pipelines = custom_pipelines
         super().save_pretrained(save_directory, *args, **kwargs)
 
     @classmethod

@@ -6,14 +6,14 @@ The configuration lives here (an installed package has no ``configs/`` folder);
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
 
-import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import pipeline
 
-from datasets_scripts import SignTranslationCollator, VideoTransform, load_sign_corpus
+import modeling_scl_slt  # noqa: F401  (registers the sign-language-translation pipeline)
 
 from .recipe import Report, RunPaths, run_recipe
 from .recipe_config import (
@@ -57,11 +57,11 @@ def demo_config(quick: bool = False) -> RecipeConfig:
 
 
 def run_demo(output_dir: str | Path, quick: bool = False, report: Report = print) -> dict[str, Any]:
-    """Run the recipe, print dev/test BLEU-4 and translate one test video with the final model."""
+    """Run the recipe, print dev/test BLEU-4 and translate one test video through the pipeline."""
     metrics = run_recipe(demo_config(quick), output_dir, report=report)
     paths = RunPaths(output_dir)
     report(f"dev BLEU-4 {metrics['validation']['bleu4']:.2f}, test BLEU-4 {metrics['test']['bleu4']:.2f}")
-    reference, hypothesis = translate_one_test_video(paths, demo_config(quick))
+    reference, hypothesis = translate_one_test_video(paths)
     report(f"reference:  {reference}\nhypothesis: {hypothesis}")
     report(
         f"run directory: {paths.root} (final model in {paths.model}, trajectories in {paths.trajectories})"
@@ -75,14 +75,10 @@ def run_demo(output_dir: str | Path, quick: bool = False, report: Report = print
     return metrics
 
 
-def translate_one_test_video(paths: RunPaths, config: RecipeConfig) -> tuple[str, str]:
-    """Load the final model folder as a user would and translate the first test video."""
-    model = AutoModelForSeq2SeqLM.from_pretrained(paths.model).eval()
-    tokenizer = AutoTokenizer.from_pretrained(paths.model)
-    example = load_sign_corpus(paths.corpus / "manifest.csv")["test"][0]
-    video = config.video
-    transform = VideoTransform(size=video.image_size, resize=video.resize, max_frames=video.max_frames)
-    batch = SignTranslationCollator(tokenizer, transform, include_text=False)([{"frames": example["frames"]}])
-    with torch.inference_mode():
-        generated = model.generate(**batch)
-    return example["text"], tokenizer.decode(generated[0], skip_special_tokens=True).strip()
+def translate_one_test_video(paths: RunPaths) -> tuple[str, str]:
+    """Translate the first test video of the corpus through the pipeline, as a user would."""
+    with (paths.corpus / "manifest.csv").open(encoding="utf-8", newline="") as handle:
+        row = next(row for row in csv.DictReader(handle) if row["split"] == "test")
+    translate = pipeline("sign-language-translation", model=str(paths.model))
+    hypothesis = translate(str(paths.corpus / row["video"]))[0]["translation_text"]
+    return row["text"], hypothesis

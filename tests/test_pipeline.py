@@ -1,0 +1,364 @@
+"""The ``sign-language-translation`` pipeline: inputs, batching, generation arguments, remote loading, errors.
+
+A tiny model with a word-level tokenizer trained at test time; its weights are re-drawn (untied
+LM head) so that translations differ between clips and comparisons mean something.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoTokenizer, pipeline
+
+import modeling_scl_slt
+from modeling_scl_slt import (
+    SclSltForSignTranslation,
+    SignLanguageTranslationPipeline,
+    VideoTransform,
+    uniform_frame_indices,
+)
+from modeling_scl_slt.pipeline_scl_slt import custom_pipeline_entry, read_frame_folder, read_video_file
+from tests._corpus_builders import frame_pixels, write_frames, write_video
+from trainers.tokenization import config_for_tokenizer, train_tokenizer
+
+TASK = "sign-language-translation"
+SENTENCES = [
+    "the rain comes",
+    "sun in the north",
+    "wind from the east strong",
+    "cold night snow ice",
+    "warm day tomorrow clouds",
+]
+VIDEO_PREPROCESSING = {"size": 16, "resize": 20, "max_frames": 24}
+
+
+def random_clip(num_frames: int, seed: int) -> np.ndarray:
+    """(T, 24, 21, 3) uint8 frames of 3x3 random colour blocks (coarse enough to survive the CNN)."""
+    blocks = np.random.default_rng(seed).integers(0, 256, (num_frames, 3, 3, 3), dtype=np.uint8)
+    return np.repeat(np.repeat(blocks, 8, axis=1), 7, axis=2)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny model + tokenizer whose translations depend on the video."""
+    tokenizer = train_tokenizer(SENTENCES, tgt_lang="en_XX", model="wordlevel")
+    config = config_for_tokenizer(
+        "tiny", tokenizer, "en_XX", tie_word_embeddings=False, video_preprocessing=VIDEO_PREPROCESSING
+    )
+    torch.manual_seed(0)
+    model = SclSltForSignTranslation(config).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() >= 2:  # variance-preserving weights: the video reaches the decoder
+                parameter.normal_(std=1.0 / math.sqrt(parameter[0].numel()))
+        model.lm_head.weight.normal_(std=1.0)
+    model.generation_config.max_new_tokens = 8  # the pipeline follows the model's generation config
+    folder = tmp_path_factory.mktemp("pipeline") / "model"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(model_dir: Path) -> tuple[SclSltForSignTranslation, Any]:
+    model = SclSltForSignTranslation.from_pretrained(model_dir).eval()
+    return model, AutoTokenizer.from_pretrained(model_dir)
+
+
+@pytest.fixture(scope="module")
+def translator(model_dir: Path) -> SignLanguageTranslationPipeline:
+    return pipeline(TASK, model=str(model_dir), trust_remote_code=True)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 30-frame mp4 (more than max_frames) and 12 PNGs ``images1.png`` … ``images12.png``.
+
+    The PNG names sort differently as text and as numbers.
+    """
+    root = tmp_path_factory.mktemp("media")
+    write_video(root / "clip.mp4", 30, size=(32, 24))
+    write_frames(root / "frames", 12, pattern="images{}.png")
+    return {"video": root / "clip.mp4", "frames": root / "frames"}
+
+
+def expected_text(model_and_tokenizer: tuple, frames: Any, **generate_kwargs: Any) -> str:
+    """What ``model.generate`` gives for the clip preprocessed by the evaluation transform."""
+    model, tokenizer = model_and_tokenizer
+    clip = VideoTransform(train=False, **VIDEO_PREPROCESSING)(frames)[None]  # (1, T, 3, S, S)
+    with torch.no_grad():
+        ids = model.generate(pixel_values=clip, attention_mask=torch.ones(clip.shape[:2]), **generate_kwargs)
+    return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
+
+
+def decode_video(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def folder_frames(folder: Path, count: int) -> list[Image.Image]:
+    return [Image.open(folder / f"images{index}.png").convert("RGB") for index in range(1, count + 1)]
+
+
+# --- the saved folder ----------------------------------------------------------------------------
+
+
+def test_saved_folder_carries_the_pipeline(model_dir: Path) -> None:
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["custom_pipelines"] == {TASK: custom_pipeline_entry()}
+    assert custom_pipeline_entry()["impl"] == "pipeline_scl_slt.SignLanguageTranslationPipeline"
+    assert config["video_preprocessing"] == VIDEO_PREPROCESSING
+    assert {"pipeline_scl_slt.py", "video_processing.py", "modeling_scl_slt.py"} <= {
+        path.name for path in model_dir.iterdir()
+    }
+
+
+def test_pipeline_save_pretrained_writes_the_same_entry(model_and_tokenizer: tuple, tmp_path: Path) -> None:
+    model, tokenizer = model_and_tokenizer
+    pipeline(TASK, model=model, tokenizer=tokenizer).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["custom_pipelines"] == {TASK: custom_pipeline_entry()}
+    assert (tmp_path / "pipeline_scl_slt.py").is_file() and (tmp_path / "video_processing.py").is_file()
+
+
+def test_folder_by_path_works_in_process_without_remote_code(
+    model_dir: Path, model_and_tokenizer: tuple
+) -> None:
+    # After `import modeling_scl_slt` the registered task serves the folder: no remote code.
+    translate = pipeline(TASK, model=str(model_dir))
+    assert type(translate) is SignLanguageTranslationPipeline
+    assert type(translate.model).__module__ == "modeling_scl_slt.modeling_scl_slt"
+    clip = np.random.default_rng(0).integers(0, 256, (12, 40, 40, 3), dtype=np.uint8)
+    remote = pipeline(TASK, model=str(model_dir), trust_remote_code=True)
+    assert translate(clip) == remote(clip)
+
+
+def test_transform_comes_from_the_config(translator: SignLanguageTranslationPipeline) -> None:
+    # The folder's copy of VideoTransform is another class object: compare the settings.
+    assert vars(translator.video_transform) == vars(VideoTransform(train=False, **VIDEO_PREPROCESSING))
+
+
+# --- input kinds ---------------------------------------------------------------------------------
+
+
+def test_uint8_array(translator: SignLanguageTranslationPipeline, model_and_tokenizer: tuple) -> None:
+    clip = random_clip(30, seed=1)  # longer than max_frames: subsampled as in evaluation
+    assert translator(clip) == [{"translation_text": expected_text(model_and_tokenizer, clip)}]
+
+
+def test_video_file(
+    translator: SignLanguageTranslationPipeline, model_and_tokenizer: tuple, media: dict[str, Path]
+) -> None:
+    expected = expected_text(model_and_tokenizer, decode_video(media["video"]))
+    assert translator(media["video"]) == [{"translation_text": expected}]
+    assert translator(str(media["video"])) == [{"translation_text": expected}]
+
+
+def test_frame_folder(
+    translator: SignLanguageTranslationPipeline, model_and_tokenizer: tuple, media: dict[str, Path]
+) -> None:
+    expected = expected_text(model_and_tokenizer, folder_frames(media["frames"], 12))
+    assert translator(media["frames"]) == [{"translation_text": expected}]
+
+
+def test_frame_folder_is_read_in_numeric_order(media: dict[str, Path]) -> None:
+    frames = read_frame_folder(media["frames"], max_frames=300)
+    assert [np.asarray(frame)[0, 0].tolist() for frame in frames] == [
+        frame_pixels(index)[0, 0].tolist() for index in range(12)
+    ]
+    kept = read_frame_folder(media["frames"], max_frames=4)  # indices 1, 4, 7, 10
+    assert [np.asarray(frame)[0, 0].tolist() for frame in kept] == [
+        frame_pixels(index)[0, 0].tolist() for index in (1, 4, 7, 10)
+    ]
+
+
+def test_video_file_keeps_the_frames_the_transform_would_keep(media: dict[str, Path]) -> None:
+    every_frame = decode_video(media["video"])
+    kept = read_video_file(media["video"], max_frames=4)
+    assert np.array_equal(kept, every_frame[uniform_frame_indices(len(every_frame), 4).numpy()])
+
+
+def test_model_object_works_without_remote_code(model_and_tokenizer: tuple) -> None:
+    model, tokenizer = model_and_tokenizer
+    translate = pipeline(TASK, model=model, tokenizer=tokenizer)
+    assert type(translate) is SignLanguageTranslationPipeline  # the installed class, from the registry
+    clip = random_clip(11, seed=2)
+    assert translate(clip) == [{"translation_text": expected_text(model_and_tokenizer, clip)}]
+
+
+# --- batching and generation arguments -----------------------------------------------------------
+
+
+def test_batch_of_different_lengths_matches_one_by_one(
+    translator: SignLanguageTranslationPipeline, media: dict[str, Path]
+) -> None:
+    videos = [random_clip(6, seed=3), random_clip(17, seed=4), media["video"]]  # 6, 17 and 24 frames
+    one_by_one = [translator(video) for video in videos]
+    assert translator(videos, batch_size=2) == one_by_one  # a full batch, then a partial one
+    assert len({result[0]["translation_text"] for result in one_by_one}) > 1  # the check can fail
+
+
+def test_generation_arguments_pass_through(
+    translator: SignLanguageTranslationPipeline, model_and_tokenizer: tuple, model_dir: Path
+) -> None:
+    clip = random_clip(13, seed=5)
+    full = translator(clip)[0]["translation_text"]
+    short = translator(clip, max_new_tokens=2)[0]["translation_text"]
+    assert short == expected_text(model_and_tokenizer, clip, max_new_tokens=2)
+    assert len(short.split()) <= 2 < len(full.split())
+    beams = translator(clip, num_beams=3, max_new_tokens=5)
+    assert beams == [
+        {"translation_text": expected_text(model_and_tokenizer, clip, num_beams=3, max_new_tokens=5)}
+    ]
+    at_init = pipeline(TASK, model=str(model_dir), trust_remote_code=True, max_new_tokens=2)
+    assert at_init(clip)[0]["translation_text"] == short
+
+
+def test_num_return_sequences_gives_one_dict_each(translator: SignLanguageTranslationPipeline) -> None:
+    results = translator([random_clip(8, seed=6)] * 3, batch_size=2, num_beams=3, num_return_sequences=2)
+    assert [len(result) for result in results] == [2, 2, 2]
+
+
+# --- wrong inputs: one clear ValueError each -----------------------------------------------------
+
+
+def assert_one_value_error(call: Callable[[], Any], *fragments: str) -> None:
+    """``call`` raises a single (unchained) ValueError whose message holds every fragment."""
+    with pytest.raises(ValueError) as caught:
+        call()
+    error = caught.value
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+    for fragment in fragments:
+        assert fragment in str(error)
+
+
+def test_missing_path(translator: SignLanguageTranslationPipeline, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.mp4"
+    assert_one_value_error(lambda: translator(missing), str(missing), "does not exist", "video file")
+
+
+def test_array_of_wrong_shape(translator: SignLanguageTranslationPipeline) -> None:
+    assert_one_value_error(
+        lambda: translator(np.zeros((8, 24, 21), dtype=np.uint8)), "shape (8, 24, 21)", "(T, H, W, 3)"
+    )
+
+
+def test_array_of_wrong_dtype(translator: SignLanguageTranslationPipeline) -> None:
+    assert_one_value_error(
+        lambda: translator(np.zeros((8, 24, 21, 3), dtype=np.float32)), "dtype float32", "uint8"
+    )
+
+
+def test_empty_video_file(translator: SignLanguageTranslationPipeline, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert_one_value_error(lambda: translator(empty), str(empty), "empty")
+
+
+def test_file_that_is_not_a_video(translator: SignLanguageTranslationPipeline, tmp_path: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    assert_one_value_error(lambda: translator(text), str(text), "cannot be decoded")
+
+
+def test_empty_frame_folder(translator: SignLanguageTranslationPipeline, tmp_path: Path) -> None:
+    (tmp_path / "readme.txt").write_text("no frames here")
+    assert_one_value_error(lambda: translator(tmp_path), str(tmp_path), "holds no images", ".png")
+
+
+def test_too_few_frames(translator: SignLanguageTranslationPipeline, tmp_path: Path) -> None:
+    assert_one_value_error(
+        lambda: translator(random_clip(3, seed=0)), "shape (3, 24, 21, 3)", "3 frames", "4"
+    )
+    write_frames(tmp_path / "short", 2)
+    assert_one_value_error(lambda: translator(tmp_path / "short"), "frame folder", "2 frames", "at least 4")
+
+
+def test_unsupported_input_type(translator: SignLanguageTranslationPipeline) -> None:
+    assert_one_value_error(lambda: translator(42), "type int", "(T, H, W, 3) uint8 array")
+
+
+def test_error_inside_a_batch_names_the_input(
+    translator: SignLanguageTranslationPipeline, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.mp4"
+    assert_one_value_error(
+        lambda: translator([random_clip(8, seed=0), missing], batch_size=2), str(missing), "does not exist"
+    )
+
+
+# --- remote code: a fresh process that cannot import the project ---------------------------------
+
+LOADER = textwrap.dedent(
+    """
+    import importlib.abc, json, sys
+
+    class BlockProject(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"modeling_scl_slt", "datasets_scripts", "trainers"}:
+                raise ImportError(f"{name} is blocked in this test")
+            return None
+
+    sys.meta_path.insert(0, BlockProject())
+    try:
+        import modeling_scl_slt
+        raise SystemExit("the project is importable: the test would prove nothing")
+    except ImportError:
+        pass
+
+    import numpy as np
+    from transformers import pipeline
+
+    folder, clips = sys.argv[1], np.load(sys.argv[2])
+    translate = pipeline("sign-language-translation", model=folder, trust_remote_code=True)
+    inferred = pipeline(model=folder, trust_remote_code=True)
+    print(json.dumps({
+        "class_module": type(translate).__module__,
+        "model_module": type(translate.model).__module__,
+        "single": translate(clips[0]),
+        "batch": translate([clips[0], clips[1, :7]], batch_size=2),
+        "inferred_task": inferred.task,
+    }))
+    """
+)
+
+
+def test_fresh_process_loads_the_pipeline_with_remote_code(
+    translator: SignLanguageTranslationPipeline, model_dir: Path, tmp_path: Path
+) -> None:
+    clips = np.stack([random_clip(10, seed=7), random_clip(10, seed=8)])
+    np.save(tmp_path / "clips.npy", clips)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER, str(model_dir), str(tmp_path / "clips.npy")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["class_module"].startswith("transformers_modules.")
+    assert loaded["model_module"].startswith("transformers_modules.")
+    assert loaded["inferred_task"] == TASK
+    assert loaded["single"] == translator(clips[0])
+    assert loaded["batch"] == [translator(clips[0]), translator(clips[1, :7])]
+
+
+def test_package_exports() -> None:
+    assert modeling_scl_slt.PIPELINE_TASK == TASK
