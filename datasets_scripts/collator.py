@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from modeling_scl_slt.video_processing import pad_clips
+
 from .transforms import VideoTransform
 
 __all__ = ["LABEL_PAD_ID", "MIN_FRAMES", "SignTranslationCollator"]
@@ -112,25 +114,6 @@ class SignTranslationCollator:
                 "are needed (the temporal module downsamples ×4)"
             )
         return clip
-
-
-def pad_clips(clips: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Zero-pad clips (T_i, 3, H, W) in time.
-
-    Returns ``pixel_values`` (B, T_max, 3, H, W) and ``attention_mask`` (B, T_max) long, 1 = real frame.
-    """
-    frame_shapes = {tuple(clip.shape[1:]) for clip in clips}
-    if len(frame_shapes) > 1:
-        raise ValueError(
-            f"all clips of a batch need the same frame shape (3, H, W), got {sorted(frame_shapes)}"
-        )
-    max_frames = max(clip.shape[0] for clip in clips)
-    pixel_values = clips[0].new_zeros((len(clips), max_frames, *clips[0].shape[1:]))
-    attention_mask = torch.zeros((len(clips), max_frames), dtype=torch.long)
-    for row, clip in enumerate(clips):
-        pixel_values[row, : clip.shape[0]] = clip
-        attention_mask[row, : clip.shape[0]] = 1
-    return {"pixel_values": pixel_values, "attention_mask": attention_mask}
 
 
 def _pad_sequences(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from transformers import GenerationConfig, Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-from .video_processing import VideoTransform, uniform_frame_indices
+from .video_processing import VideoTransform, pad_clips, uniform_frame_indices
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 EXPECTED_INPUT = "a video file, a folder of frame images or a (T, H, W, 3) uint8 array"
@@ -176,14 +176,7 @@ def pad_clips_in_time(items: Sequence[dict[str, torch.Tensor]]) -> dict[str, tor
 
     Returns ``pixel_values`` (B, T_max, 3, S, S) and ``attention_mask`` (B, T_max), real frames first.
     """
-    clips = [item["pixel_values"][0] for item in items]  # (T_i, 3, S, S)
-    max_frames = max(clip.shape[0] for clip in clips)
-    pixel_values = clips[0].new_zeros((len(clips), max_frames, *clips[0].shape[1:]))
-    attention_mask = torch.zeros((len(clips), max_frames), dtype=torch.long)
-    for row, clip in enumerate(clips):
-        pixel_values[row, : clip.shape[0]] = clip
-        attention_mask[row, : clip.shape[0]] = 1
-    return {"pixel_values": pixel_values, "attention_mask": attention_mask}
+    return pad_clips([item["pixel_values"][0] for item in items])
 
 
 def describe_input(video: Any) -> str:

@@ -204,3 +204,22 @@ class VideoTransform:
         theta = torch.tensor([[cos, -sin, shift_x], [sin, cos, shift_y]], dtype=clip.dtype)
         grid = F.affine_grid(theta.expand(clip.shape[0], 2, 3), list(clip.shape), align_corners=False)
         return F.grid_sample(clip, grid, mode="bilinear", padding_mode=self.padding_mode, align_corners=False)
+
+
+def pad_clips(clips: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Zero-pad clips (T_i, 3, H, W) in time.
+
+    Returns ``pixel_values`` (B, T_max, 3, H, W) and ``attention_mask`` (B, T_max) long, 1 = real frame.
+    """
+    frame_shapes = {tuple(clip.shape[1:]) for clip in clips}
+    if len(frame_shapes) > 1:
+        raise ValueError(
+            f"all clips of a batch need the same frame shape (3, H, W), got {sorted(frame_shapes)}"
+        )
+    max_frames = max(clip.shape[0] for clip in clips)
+    pixel_values = clips[0].new_zeros((len(clips), max_frames, *clips[0].shape[1:]))
+    attention_mask = torch.zeros((len(clips), max_frames), dtype=torch.long)
+    for row, clip in enumerate(clips):
+        pixel_values[row, : clip.shape[0]] = clip
+        attention_mask[row, : clip.shape[0]] = 1
+    return {"pixel_values": pixel_values, "attention_mask": attention_mask}

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import peft
@@ -13,6 +10,7 @@ import pytest
 import torch
 
 from modeling_scl_slt import SclSltForSignTranslation
+from tests._isolation import run_without_project
 from tests.test_trainer import SENTENCES, make_trainer
 from trainers.lora import apply_lora, lora_module_names, paper_lora_config
 from trainers.tokenization import config_for_tokenizer, train_tokenizer
@@ -144,15 +142,7 @@ def saved_adapter(tmp_path, tokenizer) -> tuple[peft.PeftModel, str]:
 # base folder's remote code, offline, the way a Hub user would load it.
 LOADER = textwrap.dedent(
     """
-    import importlib.abc, sys
-
-    class BlockProject(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"modeling_scl_slt", "datasets_scripts", "trainers"}:
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-
-    sys.meta_path.insert(0, BlockProject())
+    import sys
     import torch
     from peft import AutoPeftModelForSeq2SeqLM
 
@@ -186,14 +176,12 @@ def test_adapter_saves_and_loads_with_auto_peft_model(tmp_path, tokenizer) -> No
 
     decoder_input_ids = torch.tensor([[4, 5, 6, 7], [4, 8, 9, 10]])
     torch.save({"video": inputs, "decoder_input_ids": decoder_input_ids}, tmp_path / "inputs.pt")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", LOADER, adapter_dir, str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
+    result = run_without_project(
+        LOADER,
+        adapter_dir,
+        str(tmp_path / "inputs.pt"),
+        str(tmp_path / "out.pt"),
+        workdir=tmp_path,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

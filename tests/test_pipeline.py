@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +29,7 @@ from modeling_scl_slt import (
 )
 from modeling_scl_slt.pipeline_scl_slt import custom_pipeline_entry, read_frame_folder, read_video_file
 from tests._corpus_builders import frame_pixels, write_frames, write_video
+from tests._isolation import run_without_project
 from trainers.tokenization import config_for_tokenizer, train_tokenizer
 
 TASK = "sign-language-translation"
@@ -304,21 +302,7 @@ def test_error_inside_a_batch_names_the_input(
 
 LOADER = textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockProject(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"modeling_scl_slt", "datasets_scripts", "trainers"}:
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-
-    sys.meta_path.insert(0, BlockProject())
-    try:
-        import modeling_scl_slt
-        raise SystemExit("the project is importable: the test would prove nothing")
-    except ImportError:
-        pass
-
+    import json, sys
     import numpy as np
     from transformers import pipeline
 
@@ -341,15 +325,8 @@ def test_fresh_process_loads_the_pipeline_with_remote_code(
 ) -> None:
     clips = np.stack([random_clip(10, seed=7), random_clip(10, seed=8)])
     np.save(tmp_path / "clips.npy", clips)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", LOADER, str(model_dir), str(tmp_path / "clips.npy")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    result = run_without_project(
+        LOADER, str(model_dir), str(tmp_path / "clips.npy"), workdir=tmp_path, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])

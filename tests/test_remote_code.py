@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import torch
 
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
+from tests._isolation import run_without_project
 
 # Runs in a fresh interpreter: the project's packages are made unimportable first, then the
 # folder is loaded the way a Hub user would, fully offline.
 LOADER = textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockProject(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"modeling_scl_slt", "datasets_scripts", "trainers"}:
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-
-    sys.meta_path.insert(0, BlockProject())
-    try:
-        import modeling_scl_slt
-        raise SystemExit("the project is importable: the test would prove nothing")
-    except ImportError:
-        pass
-
+    import json, sys
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
@@ -71,15 +55,8 @@ def test_remote_code_load_in_fresh_offline_process(tmp_path) -> None:
     expected_greedy = model.generate(**inputs, max_new_tokens=6).tolist()
     expected_beams = model.generate(**inputs, max_new_tokens=6, num_beams=3).tolist()
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    env.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", LOADER, str(tmp_path / "model"), str(tmp_path / "inputs.pt")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
+    result = run_without_project(
+        LOADER, str(tmp_path / "model"), str(tmp_path / "inputs.pt"), workdir=tmp_path, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
