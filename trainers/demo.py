@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from accelerate import PartialState
 from transformers import pipeline
 
 import modeling_scl_slt  # noqa: F401  (registers the sign-language-translation pipeline)
@@ -59,6 +60,8 @@ def demo_config(quick: bool = False) -> RecipeConfig:
 def run_demo(output_dir: str | Path, quick: bool = False, report: Report = print) -> dict[str, Any]:
     """Run the recipe, print dev/test BLEU-4 and translate one test video through the pipeline."""
     metrics = run_recipe(demo_config(quick), output_dir, report=report)
+    if not PartialState().is_main_process:
+        return metrics
     paths = RunPaths(output_dir)
     report(f"dev BLEU-4 {metrics['validation']['bleu4']:.2f}, test BLEU-4 {metrics['test']['bleu4']:.2f}")
     reference, hypothesis = translate_one_test_video(paths)

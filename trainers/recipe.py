@@ -37,6 +37,7 @@ import yaml
 from accelerate import PartialState
 from datasets import DatasetDict
 from peft import PeftModel
+from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -51,12 +52,13 @@ from datasets_scripts import (
 from modeling_scl_slt import SclSltForSignTranslation
 
 from .lora import apply_lora, paper_lora_config
+from .metrics import compute_translation_metrics
 from .model_card import write_model_card
 from .pair_selection import compute_pair_scores, save_pair_scores
 from .recipe_config import ConfigError, RecipeConfig, StageSection
 from .snapshots import load_snapshot_series
 from .tokenization import config_for_tokenizer, train_tokenizer
-from .trainer import SclSltTrainer, SclSltTrainingArguments, TranslationMetrics
+from .trainer import SclSltTrainer, SclSltTrainingArguments
 from .trajectories import analyze_trajectories, write_trajectory_report
 from .vocabulary import trim_vocabulary
 
@@ -86,7 +88,10 @@ class RunPaths:
 
 def run_recipe(config: RecipeConfig, output_dir: str | Path, report: Report = print) -> dict[str, Any]:
     """Run (or resume) the whole recipe in ``output_dir``; returns the final metrics."""
-    state = PartialState()
+    # Without a GPU, only cpu=True makes accelerate set up the gloo process group of a launch.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if not state.is_main_process:
+        report = _silent
     paths = RunPaths(Path(output_dir))
     with state.main_process_first():
         check_or_record_config(config, paths)
@@ -107,6 +112,10 @@ def run_recipe(config: RecipeConfig, output_dir: str | Path, report: Report = pr
     translate_dir = run_stage("translate", scl_dir, config, corpus, tokenizer, collators, paths, report)
     metrics = final_evaluation(config, corpus, tokenizer, collators, translate_dir, paths, state, report)
     return metrics
+
+
+def _silent(message: str) -> None:
+    """Report of the processes other than the main one."""
 
 
 # --- set-up -----------------------------------------------------------------------------------
@@ -396,48 +405,73 @@ def final_evaluation(
     state: PartialState,
     report: Report,
 ) -> dict[str, Any]:
-    """Dev and test BLEU / ROUGE-L of the final model; writes metrics.json, predictions and model/."""
-    if paths.metrics.exists() and (paths.model / "config.json").exists():
-        return json.loads(paths.metrics.read_text(encoding="utf-8"))
-    model = SclSltForSignTranslation.from_pretrained(model_dir)
+    """Dev and test BLEU / ROUGE-L of the final model; writes metrics.json, predictions and model/.
+
+    Runs on the main process only (a plain generation loop over each whole split, so that no
+    distributed padding can duplicate samples); the other processes wait and read the result.
+    """
+    if state.is_main_process and not (paths.metrics.exists() and (paths.model / "config.json").exists()):
+        evaluate_final_model(config, corpus, tokenizer, collators["eval"], model_dir, paths, report)
+    state.wait_for_everyone()
+    return json.loads(paths.metrics.read_text(encoding="utf-8"))
+
+
+def evaluate_final_model(
+    config: RecipeConfig,
+    corpus: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    collator: SignTranslationCollator,
+    model_dir: Path,
+    paths: RunPaths,
+    report: Report,
+) -> None:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = SclSltForSignTranslation.from_pretrained(model_dir).to(device).eval()
     set_generation_defaults(model, config.evaluation.num_beams, config.evaluation.max_new_tokens)
-    args = SclSltTrainingArguments(
-        output_dir=str(paths.root / "evaluation"),
-        stage="translate",
-        per_device_eval_batch_size=config.translate.eval_batch_size,
-        predict_with_generate=True,
-        report_to=[],
-        metric_language=config.corpus.language,
-        disable_tqdm=True,
-        **device_arguments(config),
-    )
-    trainer = SclSltTrainer(
-        model=model,
-        args=args,
-        data_collator=collators["eval"],
-        eval_data_collator=collators["eval"],
-        processing_class=tokenizer,
-    )
     metrics: dict[str, Any] = {}
-    decode = TranslationMetrics(tokenizer, config.corpus.language).decode
     for split in ("validation", "test"):
-        output = trainer.predict(corpus[split], metric_key_prefix=split)
-        metrics[split] = {key.removeprefix(f"{split}_"): value for key, value in output.metrics.items()}
-        if state.is_main_process:
-            write_predictions(paths.predictions / f"{split}.jsonl", corpus[split], decode(output.predictions))
+        hypotheses = translate_split(model, corpus[split], collator, tokenizer, config)
+        references = list(corpus[split]["text"])
+        metrics[split] = compute_translation_metrics(hypotheses, references, language=config.corpus.language)
+        write_predictions(paths.predictions / f"{split}.jsonl", corpus[split], hypotheses)
         report(f"{split}: BLEU-4 {metrics[split]['bleu4']:.2f}  ROUGE-L {metrics[split]['rouge_l']:.2f}")
     scl_done = paths.stage("scl") / "DONE"
     if scl_done.exists():
         metrics["validation_retrieval_after_scl"] = json.loads(scl_done.read_text(encoding="utf-8"))["eval"]
-    if state.is_main_process:
-        if paths.model.exists():
-            shutil.rmtree(paths.model)
-        shutil.copytree(model_dir, paths.model)
-        model.generation_config.save_pretrained(paths.model)
-        paths.metrics.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-        write_model_card(paths.root)
-    state.wait_for_everyone()
-    return metrics
+    if paths.model.exists():
+        shutil.rmtree(paths.model)
+    shutil.copytree(model_dir, paths.model)
+    model.generation_config.save_pretrained(paths.model)
+    paths.metrics.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_model_card(paths.root)
+
+
+@torch.inference_mode()
+def translate_split(
+    model: SclSltForSignTranslation,
+    split: Any,
+    collator: SignTranslationCollator,
+    tokenizer: PreTrainedTokenizerBase,
+    config: RecipeConfig,
+) -> list[str]:
+    """Generated translations of every sample of ``split``, in order."""
+    loader = DataLoader(
+        split,
+        batch_size=config.translate.eval_batch_size,
+        collate_fn=collator,
+        num_workers=config.num_workers,
+    )
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    hypotheses: list[str] = []
+    for batch in loader:
+        with autocast:
+            generated = model.generate(
+                pixel_values=batch["pixel_values"].to(model.device),
+                attention_mask=batch["attention_mask"].to(model.device),
+            )
+        texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+        hypotheses.extend(text.strip() for text in texts)
+    return hypotheses
 
 
 def write_predictions(path: Path, split: Any, hypotheses: list[str]) -> None:

@@ -346,7 +346,11 @@ class SclSltTrainer(Seq2SeqTrainer):
             return super().evaluate(
                 eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix, **kwargs
             )
-        dataloader = self.get_eval_dataloader(eval_dataset)
+        # The whole evaluation set on every process (not a shard): recall needs all candidates.
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        dataloader = DataLoader(
+            dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.eval_data_collator
+        )
         model = self.accelerator.unwrap_model(self.model)
         metrics = retrieval_metrics(model, dataloader, self.args.device)
         metrics = {f"{metric_key_prefix}_{name}": value for name, value in metrics.items()}
