@@ -174,9 +174,11 @@ def matmul_rate(size: int = 4096, repeats: int = 3) -> dict:
     return {"gflops_best": rates[-1], "gflops_median": rates[len(rates) // 2]}
 
 
-def build_epoch(scores, texts: list[str], epoch: int = 40) -> tuple[int, float, float]:
+def build_epoch(scores, texts: list[str], epoch: int = 40, **kwargs) -> tuple[int, float, float]:
     """(number of batches, seconds to set up the sampler, seconds to build one epoch)."""
-    sampler, setup = timed(PSCurriculumBatchSampler, scores, batch_size=16, num_epochs=80, texts=texts)
+    sampler, setup = timed(
+        PSCurriculumBatchSampler, scores, batch_size=16, num_epochs=80, texts=texts, **kwargs
+    )
     sampler.set_epoch(epoch)
     batches, seconds = timed(sampler.batches)
     assert sorted(i for b in batches for i in b) == list(range(len(texts)))
@@ -190,8 +192,10 @@ def run_sparse(args: argparse.Namespace) -> dict:
     scores, score_s = timed(compute_sparse_scores, series, num_candidates=args.num_candidates)
     del series, snapshots
     num_batches, setup_s, epoch_s = build_epoch(scores, synthetic_texts(args.num_samples))
+    _, _, fast_epoch_s = build_epoch(scores, synthetic_texts(args.num_samples), fast_sparse=True)
     return {
         "mode": "sparse cico",
+        "fast_sampler_epoch_s": fast_epoch_s,
         "n": args.num_samples,
         "m": args.num_candidates,
         "load_s": load_s,

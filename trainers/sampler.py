@@ -38,6 +38,7 @@ from .pair_selection import SparseScores
 ScheduleName = Literal["log", "linear", "sqrt", "easy", "hard"]
 Schedule = ScheduleName | Callable[[int, int], float]
 SCHEDULES = ("log", "linear", "sqrt", "easy", "hard")
+FAST_SPARSE_MIN_SAMPLES = 1 << 15  # crossover measured in benchmarks/bench_pair_selection.py
 
 
 def curriculum_alpha(schedule: Schedule, epoch: int, num_epochs: int, log_base: float = 10.0) -> float:
@@ -230,8 +231,10 @@ class PSCurriculumBatchSampler(_EpochBatchSampler):
     (dense: ``w[c] = delta[c] + delta[:, c]``, precomputed once; sparse: ``index_add_`` of the
     sample's candidate edges; non-candidates count 0), and the pick is one ``kthvalue`` over the
     vector with used/blocked samples set to +inf. One epoch costs O(N²) vector work for dense
-    scores and O(N·(N/B + M)) for sparse ones (N = 7,096, B = 16, dense: about 1 s on 2 CPU
-    cores). Dense scores keep one extra (N, N) float32 matrix (``4·N²`` bytes) on the CPU.
+    scores (N = 7,096, B = 16: about 1 s on 2 CPU cores); dense scores keep one extra (N, N)
+    float32 matrix (``4·N²`` bytes) on the CPU. Sparse scores use :class:`SparseEpochBuilder`
+    by default: the same batches with O(B·M) work per pick, so an epoch is O(N·B·M) and
+    N = 10⁶ is feasible (see ``benchmarks/RESULTS.md``).
 
     Args:
         scores: (N, N) dense scores (``scores[i, j] = delta(i, j)``) or :class:`SparseScores`.
@@ -245,8 +248,10 @@ class PSCurriculumBatchSampler(_EpochBatchSampler):
         seed: Base seed; epoch e uses ``seed + e``.
         drop_last: Drop the final smaller batch.
         fast_sparse: With sparse scores, build epochs with :class:`SparseEpochBuilder` (same
-            batches as the reference path, O(touched) work per pick instead of O(N)); ``False``
-            keeps the dense-vector reference path, for tests and comparisons.
+            batches as the reference path, O(touched) work per pick instead of O(N)). Default
+            (None): only from ``FAST_SPARSE_MIN_SAMPLES`` samples on, below which the reference
+            path's few large tensor operations per pick are faster than the fast path's many
+            small ones. ``True``/``False`` force a path (tests, comparisons).
     """
 
     def __init__(
@@ -260,7 +265,7 @@ class PSCurriculumBatchSampler(_EpochBatchSampler):
         avoid_duplicate_texts: bool = True,
         seed: int = 0,
         drop_last: bool = False,
-        fast_sparse: bool = True,
+        fast_sparse: bool | None = None,
     ):
         num_samples = scores.num_samples if isinstance(scores, SparseScores) else scores.shape[0]
         super().__init__(num_samples, batch_size, texts, avoid_duplicate_texts, seed, drop_last)
@@ -268,6 +273,8 @@ class PSCurriculumBatchSampler(_EpochBatchSampler):
         self.schedule = schedule
         self.log_base = log_base
         curriculum_alpha(schedule, 0, num_epochs, log_base)  # fail early on a bad schedule
+        if fast_sparse is None:
+            fast_sparse = num_samples >= FAST_SPARSE_MIN_SAMPLES
         self.fast_sparse = fast_sparse and isinstance(scores, SparseScores)
         if isinstance(scores, SparseScores):
             self.dense_weights = None

@@ -166,10 +166,18 @@ class Snapshot:
         """Normalised (N, D) video and text vectors; ``pooling`` is ``cls`` or ``mean`` for tokens."""
         if self.kind == "pooled":
             return self.video_pooled, self.text_pooled
-        return (
-            pool_video_tokens(self.video_tokens.float(), self.video_mask, pooling),
-            pool_text_tokens(self.text_tokens.float(), self.text_mask, pooling),
-        )
+        chunk = 4096  # float32 copies of every token at once would dwarf the fp16 snapshot
+        video = [
+            pool_video_tokens(
+                self.video_tokens[i : i + chunk].float(), self.video_mask[i : i + chunk], pooling
+            )
+            for i in range(0, self.num_samples, chunk)
+        ]
+        text = [
+            pool_text_tokens(self.text_tokens[i : i + chunk].float(), self.text_mask[i : i + chunk], pooling)
+            for i in range(0, self.num_samples, chunk)
+        ]
+        return torch.cat(video), torch.cat(text)
 
 
 def pad_and_concatenate(
@@ -430,6 +438,7 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         self.positions = as_positions([s.epoch for s in snapshots], self.num_snapshots)
         self._pooled_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._token_cache: dict[int, tuple[torch.Tensor, ...]] = {}
+        self._text_rows_cache: dict[int, torch.Tensor] = {}
 
     def pooled(self, snapshot: int, pooling: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, D) video and text vectors of one snapshot on ``device``, cached in their stored dtype.
@@ -457,6 +466,8 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             video, text = self.pooled(snapshot, self.aggregation)
             return (rows_float(video, rows) @ rows_float(text, cols).transpose(0, 1)).cpu()
         video_lengths, text_lengths = self.lengths(snapshot)
+        if self.cico_kernel == "fused":
+            self.text_rows(snapshot)  # built once here, not by racing worker threads
         # similar lengths share a tile, so trimming each tile to its longest sample wastes little
         row_order = torch.argsort(video_lengths.index_select(0, rows), stable=True)
         col_order = torch.argsort(text_lengths.index_select(0, cols), stable=True)
@@ -493,6 +504,24 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             for future in [pool.submit(job) for job in jobs]:
                 future.result()  # re-raises a worker's exception
 
+    def text_rows(self, snapshot: int) -> torch.Tensor:
+        """(N, Lt, D + 2) float32 text tokens augmented for :func:`fused_cico_logits`, cached.
+
+        Costs ``4·N·Lt·(D+2)`` bytes (7,096 × 38 × 258: 278 MB); only the snapshot used last is
+        kept, since the scores read one snapshot at a time (rebuilding takes well under a second).
+        """
+        if snapshot not in self._text_rows_cache:
+            self._text_rows_cache.clear()
+            _, _, text_tokens, text_mask = self.tokens(snapshot)
+            n, length, dim = text_tokens.shape
+            rows = torch.empty(n, length, dim + 2, dtype=torch.float32, device=self.device)
+            for i in range(0, n, 1024):
+                rows[i : i + 1024] = augment_text_tokens(
+                    text_tokens[i : i + 1024].float(), text_mask[i : i + 1024], self.temperature
+                )
+            self._text_rows_cache[snapshot] = rows
+        return self._text_rows_cache[snapshot]
+
     def lengths(self, snapshot: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,) long numbers of real video and text tokens of one snapshot, on ``device``."""
         _, video_mask, _, text_mask = self.tokens(snapshot)
@@ -504,14 +533,24 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         video_tokens, video_mask = trim_padding(
             all_video_tokens.index_select(0, rows), all_video_mask.index_select(0, rows)
         )
-        text_tokens, text_mask = trim_padding(
-            all_text_tokens.index_select(0, cols), all_text_mask.index_select(0, cols)
-        )
-        video_tokens, text_tokens = video_tokens.float(), text_tokens.float()
+        text_mask = trim_padding(all_text_mask.index_select(0, cols), all_text_mask.index_select(0, cols))[1]
+        video_tokens = video_tokens.float()
         if self.cico_kernel == "fused" and self.temperature >= FUSED_MIN_TEMPERATURE:
-            return fused_cico_tile(
-                video_tokens, video_mask, text_tokens, text_mask, self.temperature, self.direction
+            # one gather of ready-made float32 rows: converting and padding texts per tile cost
+            # more than the tile's GEMM for 1 × k tiles (sparse pairs)
+            prepared = self.text_rows(snapshot)  # (N, Lt, D + 2)
+            token_rows = cols.unsqueeze(1) * prepared.shape[1] + torch.arange(
+                text_mask.shape[1], device=cols.device
             )
+            text_rows = prepared.view(-1, prepared.shape[2]).index_select(0, token_rows.reshape(-1))
+            video_rows = augment_video_tokens(video_tokens, video_mask, self.temperature)
+            return fused_cico_logits(
+                video_rows, video_mask, text_rows, text_mask, self.temperature, self.direction
+            )
+        text_tokens = trim_padding(
+            all_text_tokens.index_select(0, cols), all_text_mask.index_select(0, cols)
+        )[0]
+        text_tokens = text_tokens.float()
         video_to_text, text_to_video = cico_similarity(
             video_tokens, video_mask, text_tokens, text_mask, self.temperature
         )
@@ -557,6 +596,8 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         """CiCo of the pairs ``(video_indices[p], text_indices[p])`` → (P,): one 1 × k tile per video."""
         values = torch.empty(video_indices.shape[0], dtype=torch.float32)
         _, text_lengths = self.lengths(snapshot)
+        if self.cico_kernel == "fused":
+            self.text_rows(snapshot)  # built once here, not by racing worker threads
         order = torch.argsort(video_indices, stable=True)
         unique, counts = torch.unique_consecutive(video_indices[order], return_counts=True)
         starts = torch.cumsum(counts, 0) - counts
@@ -625,15 +666,40 @@ def fused_cico_tile(
     Returns:
         (a, b) float32 ``s(V_i, T_j)``.
     """
-    (a, lv, dim), (b, lt) = video_tokens.shape, text_tokens.shape[:2]
-    inverse = 1.0 / temperature
-    video_pad = torch.where(video_mask, 0.0, PADDING_LOGIT).unsqueeze(-1)  # (a, Lv, 1)
-    text_pad = torch.where(text_mask, 0.0, PADDING_LOGIT).unsqueeze(-1)  # (b, Lt, 1)
-    video_rows = torch.cat([video_tokens * inverse, torch.ones_like(video_pad), video_pad], dim=-1)
-    text_rows = torch.cat([text_tokens, text_pad * inverse, torch.full_like(text_pad, inverse)], dim=-1)
-    logits = video_rows.view(a * lv, dim + 2) @ text_rows.view(b * lt, dim + 2).transpose(
-        0, 1
-    )  # (a·Lv, b·Lt)
+    video_rows = augment_video_tokens(video_tokens, video_mask, temperature)
+    text_rows = augment_text_tokens(text_tokens, text_mask, temperature)
+    return fused_cico_logits(
+        video_rows.flatten(0, 1), video_mask, text_rows.flatten(0, 1), text_mask, temperature, direction
+    )
+
+
+def augment_video_tokens(tokens: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(a, Lv, D) → (a, Lv, D + 2) float32 rows ``[v / τ, 1, pad]`` (pad: 0 real, PADDING_LOGIT padded)."""
+    pad = torch.where(mask, 0.0, PADDING_LOGIT).unsqueeze(-1)  # (a, Lv, 1)
+    return torch.cat([tokens * (1.0 / temperature), torch.ones_like(pad), pad], dim=-1)
+
+
+def augment_text_tokens(tokens: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(b, Lt, D) → (b, Lt, D + 2) float32 rows ``[t, pad / τ, 1 / τ]``: row·row = c/τ + pads/τ."""
+    pad = torch.where(mask, 0.0, PADDING_LOGIT).unsqueeze(-1)  # (b, Lt, 1)
+    return torch.cat([tokens, pad * (1.0 / temperature), torch.full_like(pad, 1.0 / temperature)], dim=-1)
+
+
+def fused_cico_logits(
+    video_rows: torch.Tensor,
+    video_mask: torch.Tensor,
+    text_rows: torch.Tensor,
+    text_mask: torch.Tensor,
+    temperature: float,
+    direction: Direction = "both",
+) -> torch.Tensor:
+    """The body of :func:`fused_cico_tile` on augmented rows.
+
+    Shapes: ``video_rows`` (a·Lv, D+2), ``video_mask`` (a, Lv), ``text_rows`` (b·Lt, D+2),
+    ``text_mask`` (b, Lt) → (a, b).
+    """
+    (a, lv), (b, lt) = video_mask.shape, text_mask.shape
+    logits = video_rows @ text_rows.transpose(0, 1)  # (a·Lv, b·Lt) = c/τ, padded pairs ≪ 0
     weights = torch.exp(logits)
     weighted = logits.mul_(weights)  # w·c/τ; padded pairs: w = 0
     ones_text = torch.ones(lt, device=logits.device)
