@@ -82,6 +82,11 @@ class SignLanguageTranslationPipeline(Pipeline):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The decoder cannot go past its position table (the start token takes one position).
+        longest = self.model.config.text_config.max_position_embeddings - 1
+        default = self._generation_defaults.get("max_new_tokens")
+        if default is not None and default > longest:
+            self._generation_defaults["max_new_tokens"] = longest
         self.video_transform = evaluation_transform(getattr(self.model.config, "video_preprocessing", None))
         self.min_frames = int(self.model.config.temporal_downsampling)
 

@@ -339,3 +339,26 @@ def test_fresh_process_loads_the_pipeline_with_remote_code(
 
 def test_package_exports() -> None:
     assert modeling_scl_slt.PIPELINE_TASK == TASK
+
+
+def test_pipeline_over_a_lora_adapter_folder(model_dir: Path, tmp_path: Path) -> None:
+    from trainers.lora import apply_lora
+
+    base = SclSltForSignTranslation.from_pretrained(model_dir)
+    lora = apply_lora(base)
+    with torch.no_grad():
+        for name, parameter in lora.named_parameters():
+            if "lora_B" in name:  # LoRA starts as a no-op: make the adapter change the outputs
+                parameter.normal_(std=0.5)
+    lora.peft_config["default"].base_model_name_or_path = str(model_dir)
+    lora.save_pretrained(tmp_path / "adapter")
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(tmp_path / "adapter")
+    clips = [random_clip(12, seed=seed) for seed in range(4)]
+
+    adapted = pipeline(TASK, model=str(tmp_path / "adapter"))([clip.copy() for clip in clips])
+    merged_model = lora.merge_and_unload().eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    merged = pipeline(TASK, model=merged_model, tokenizer=tokenizer)([clip.copy() for clip in clips])
+    plain = pipeline(TASK, model=str(model_dir))([clip.copy() for clip in clips])
+    assert adapted == merged
+    assert adapted != plain, "the adapter did not change any translation: the test would be vacuous"
