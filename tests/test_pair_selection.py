@@ -267,7 +267,7 @@ def pooled_snapshots(num_samples: int, dim: int = 16) -> list[Snapshot]:
 
 
 def test_ann_candidates_find_the_exact_neighbours_when_every_cell_is_probed() -> None:
-    pytest.importorskip("faiss")
+    assert pair_selection.faiss_available(), "faiss-cpu is a dev dependency: the ANN path must be tested"
     series = SnapshotSimilaritySeries(pooled_snapshots(400))
     exact = find_candidates(series, 10)
     approximate = find_candidates(series, 10, search="ann", ann_lists=8, ann_probes=8)

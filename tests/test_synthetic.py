@@ -190,7 +190,8 @@ def test_invalid_arguments_are_refused(tmp_path: Path, kwargs: dict, message: st
 
 
 def test_load_sign_corpus_reads_the_synthetic_corpus(mp4_manifest: Path, tmp_path: Path) -> None:
-    manifest = pytest.importorskip("datasets_scripts.manifest")
+    from datasets_scripts import manifest
+
     corpus = manifest.load_sign_corpus(mp4_manifest, cache_dir=tmp_path)
     assert set(corpus) == {"train", "validation", "test"}
     assert {"name", "signer", "text", "frames", "num_frames"} <= set(corpus["train"].column_names)
@@ -205,7 +206,8 @@ def test_load_sign_corpus_reads_the_synthetic_corpus(mp4_manifest: Path, tmp_pat
 
 
 def test_load_sign_corpus_reads_synthetic_frame_folders(tmp_path: Path) -> None:
-    manifest = pytest.importorskip("datasets_scripts.manifest")
+    from datasets_scripts import manifest
+
     frames_manifest = make_synthetic_corpus(tmp_path / "corpus", size="tiny", video_format="frames")
     corpus = manifest.load_sign_corpus(frames_manifest, cache_dir=tmp_path / "cache")
     first = read_manifest(frames_manifest)[0]
