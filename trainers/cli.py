@@ -264,7 +264,7 @@ def run_prepare(args: argparse.Namespace) -> None:
 
 # --- evaluate ---------------------------------------------------------------------------------
 def run_evaluate(args: argparse.Namespace) -> None:
-    from .recipe import write_predictions
+    from .evaluation import write_predictions
 
     require_model_dir(args.model_dir)
     corpus = load_named_corpus(args.corpus_kind, args.corpus_path, args.on_error, args.size)
@@ -280,40 +280,20 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def evaluate_model(args: argparse.Namespace, dataset: Any) -> tuple[dict[str, float], list[str]]:
-    """BLEU-1..4 / ROUGE-L and hypotheses: ``SclSltTrainer.predict`` with the model's evaluation
-    transform, as the recipe's final evaluation does."""
-    import torch
+    """BLEU-1..4 / ROUGE-L and hypotheses, with the model's own evaluation transform."""
     from transformers import AutoTokenizer
 
     from datasets_scripts import SignTranslationCollator
     from modeling_scl_slt import SclSltForSignTranslation
     from modeling_scl_slt.pipeline_scl_slt import evaluation_transform
 
-    from .recipe import set_generation_defaults
-    from .trainer import SclSltTrainer, SclSltTrainingArguments, TranslationMetrics
+    from .evaluation import evaluate_split, set_generation_defaults
 
     model = SclSltForSignTranslation.from_pretrained(args.model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     set_generation_defaults(model, args.num_beams, args.max_new_tokens)
     collator = SignTranslationCollator(tokenizer, evaluation_transform(model.config.video_preprocessing))
-    with tempfile.TemporaryDirectory(prefix="scl-slt-evaluate-") as scratch:
-        trainer_args = SclSltTrainingArguments(
-            output_dir=scratch,
-            stage="translate",
-            per_device_eval_batch_size=args.batch_size,
-            predict_with_generate=True,
-            report_to=[],
-            metric_language=args.language,
-            use_cpu=not torch.cuda.is_available(),
-        )
-        trainer = SclSltTrainer(
-            model=model, args=trainer_args, data_collator=collator, processing_class=tokenizer
-        )
-        output = trainer.predict(dataset, metric_key_prefix=args.split)
-    prefix = f"{args.split}_"
-    metrics = {key.removeprefix(prefix): value for key, value in output.metrics.items()}
-    scores = {name: metrics[name] for name in ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l")}
-    return scores, TranslationMetrics(tokenizer, args.language).decode(output.predictions)
+    return evaluate_split(model, dataset, collator, tokenizer, args.language, batch_size=args.batch_size)
 
 
 # --- translate --------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ import yaml
 from accelerate import PartialState
 from datasets import DatasetDict
 from peft import PeftModel
-from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -51,8 +50,8 @@ from datasets_scripts import (
 )
 from modeling_scl_slt import SclSltForSignTranslation
 
+from .evaluation import evaluate_split, set_generation_defaults, write_predictions
 from .lora import apply_lora, paper_lora_config
-from .metrics import compute_translation_metrics
 from .model_card import write_model_card
 from .pair_selection import compute_pair_scores, save_pair_scores
 from .recipe_config import ConfigError, RecipeConfig, StageSection
@@ -292,13 +291,6 @@ def save_stage_model(model: Any, model_dir: Path) -> None:
     model.save_pretrained(model_dir)
 
 
-def set_generation_defaults(model: SclSltForSignTranslation, num_beams: int, max_new_tokens: int) -> None:
-    """Beam size and length that ``generate()`` (and the saved generation config) use by default."""
-    model.generation_config.num_beams = num_beams
-    model.generation_config.max_new_tokens = max_new_tokens
-    model.generation_config.max_length = None  # max_new_tokens decides
-
-
 def device_arguments(config: RecipeConfig) -> dict[str, Any]:
     """Device, precision and data-loading arguments shared by every stage."""
     return {
@@ -430,9 +422,16 @@ def evaluate_final_model(
     set_generation_defaults(model, config.evaluation.num_beams, config.evaluation.max_new_tokens)
     metrics: dict[str, Any] = {}
     for split in ("validation", "test"):
-        hypotheses = translate_split(model, corpus[split], collator, tokenizer, config)
-        references = list(corpus[split]["text"])
-        metrics[split] = compute_translation_metrics(hypotheses, references, language=config.corpus.language)
+        metrics[split], hypotheses = evaluate_split(
+            model,
+            corpus[split],
+            collator,
+            tokenizer,
+            config.corpus.language,
+            batch_size=config.translate.eval_batch_size,
+            num_workers=config.num_workers,
+            bf16=config.precision == "bf16",
+        )
         write_predictions(paths.predictions / f"{split}.jsonl", corpus[split], hypotheses)
         report(f"{split}: BLEU-4 {metrics[split]['bleu4']:.2f}  ROUGE-L {metrics[split]['rouge_l']:.2f}")
     scl_done = paths.stage("scl") / "DONE"
@@ -444,39 +443,3 @@ def evaluate_final_model(
     model.generation_config.save_pretrained(paths.model)
     paths.metrics.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     write_model_card(paths.root)
-
-
-@torch.inference_mode()
-def translate_split(
-    model: SclSltForSignTranslation,
-    split: Any,
-    collator: SignTranslationCollator,
-    tokenizer: PreTrainedTokenizerBase,
-    config: RecipeConfig,
-) -> list[str]:
-    """Generated translations of every sample of ``split``, in order."""
-    loader = DataLoader(
-        split,
-        batch_size=config.translate.eval_batch_size,
-        collate_fn=collator,
-        num_workers=config.num_workers,
-    )
-    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    hypotheses: list[str] = []
-    for batch in loader:
-        with autocast:
-            generated = model.generate(
-                pixel_values=batch["pixel_values"].to(model.device),
-                attention_mask=batch["attention_mask"].to(model.device),
-            )
-        texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
-        hypotheses.extend(text.strip() for text in texts)
-    return hypotheses
-
-
-def write_predictions(path: Path, split: Any, hypotheses: list[str]) -> None:
-    """One JSON line per sample: name, reference and hypothesis."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for name, reference, hypothesis in zip(split["name"], split["text"], hypotheses, strict=True):
-            handle.write(json.dumps({"name": name, "reference": reference, "hypothesis": hypothesis}) + "\n")

@@ -1,0 +1,71 @@
+"""Translate a corpus split with a trained model and score it (recipe and `scl-slt evaluate`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from datasets_scripts import SignTranslationCollator
+from modeling_scl_slt import SclSltForSignTranslation
+
+from .metrics import compute_translation_metrics
+
+
+@torch.inference_mode()
+def translate_split(
+    model: SclSltForSignTranslation,
+    split: Any,
+    collator: SignTranslationCollator,
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    bf16: bool = False,
+) -> list[str]:
+    """Generated translations of every sample of ``split``, in order, with the model's
+    generation config (beams, length)."""
+    loader = DataLoader(split, batch_size=batch_size, collate_fn=collator, num_workers=num_workers)
+    autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
+    hypotheses: list[str] = []
+    for batch in loader:
+        with autocast:
+            generated = model.generate(
+                pixel_values=batch["pixel_values"].to(model.device),
+                attention_mask=batch["attention_mask"].to(model.device),
+            )
+        texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+        hypotheses.extend(text.strip() for text in texts)
+    return hypotheses
+
+
+def evaluate_split(
+    model: SclSltForSignTranslation,
+    split: Any,
+    collator: SignTranslationCollator,
+    tokenizer: PreTrainedTokenizerBase,
+    language: str,
+    **translate_options: Any,
+) -> tuple[dict[str, float], list[str]]:
+    """BLEU-1..4 and ROUGE-L (×100) of the model's translations of ``split``, and the translations."""
+    hypotheses = translate_split(model, split, collator, tokenizer, **translate_options)
+    metrics = compute_translation_metrics(hypotheses, list(split["text"]), language=language)
+    return metrics, hypotheses
+
+
+def set_generation_defaults(model: SclSltForSignTranslation, num_beams: int, max_new_tokens: int) -> None:
+    """Beam size and length that ``generate()`` (and the saved generation config) use by default."""
+    model.generation_config.num_beams = num_beams
+    model.generation_config.max_new_tokens = max_new_tokens
+    model.generation_config.max_length = None  # max_new_tokens decides
+
+
+def write_predictions(path: Path, split: Any, hypotheses: list[str]) -> None:
+    """One JSON line per sample: name, reference and hypothesis."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for name, reference, hypothesis in zip(split["name"], split["text"], hypotheses, strict=True):
+            handle.write(json.dumps({"name": name, "reference": reference, "hypothesis": hypothesis}) + "\n")
