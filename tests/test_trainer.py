@@ -12,10 +12,17 @@ from transformers import TrainerCallback
 
 from datasets_scripts import SignTranslationCollator, VideoTransform
 from modeling_scl_slt import SclSltForSignTranslation
+from modeling_scl_slt.similarity import cico_similarity
 from trainers.sampler import PSCurriculumBatchSampler
 from trainers.snapshots import load_snapshot_series
 from trainers.tokenization import config_for_tokenizer, train_tokenizer
-from trainers.trainer import SclSltTrainer, SclSltTrainingArguments, identical_row_groups, retrieval_metrics
+from trainers.trainer import (
+    SclSltTrainer,
+    SclSltTrainingArguments,
+    blocked_similarity,
+    identical_row_groups,
+    retrieval_metrics,
+)
 
 SENTENCES = [
     "rain in the north",
@@ -333,3 +340,19 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, tokenizer) -> None:
     final = trainable_state(uninterrupted.model)
     for name, value in trainable_state(resumed.model).items():
         assert torch.allclose(value, final[name], atol=1e-6), name
+
+
+def test_blocked_similarity_keeps_the_cico_text_to_video_direction() -> None:
+    generator = torch.Generator().manual_seed(4)
+    features = {
+        "video_tokens": torch.nn.functional.normalize(torch.randn(5, 3, 4, generator=generator), dim=-1),
+        "video_mask": torch.ones(5, 3, dtype=torch.bool),
+        "text_tokens": torch.nn.functional.normalize(torch.randn(5, 2, 4, generator=generator), dim=-1),
+        "text_mask": torch.ones(5, 2, dtype=torch.bool),
+    }
+    video_to_text, text_to_video = blocked_similarity(features, "cico", 0.07, block_size=2)
+    expected_v2t, expected_t2v = cico_similarity(
+        features["video_tokens"], features["video_mask"], features["text_tokens"], features["text_mask"]
+    )
+    assert torch.allclose(video_to_text, expected_v2t) and torch.allclose(text_to_video, expected_t2v)
+    assert not torch.allclose(text_to_video, video_to_text.T), "CiCo's two directions should differ"

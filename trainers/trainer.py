@@ -40,6 +40,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallba
 from transformers.trainer_utils import EvalPrediction
 
 from modeling_scl_slt import SclSltForSignTranslation, translation_loss
+from modeling_scl_slt.modeling_scl_slt import shift_tokens_right
 from modeling_scl_slt.similarity import video_text_similarity
 
 from .losses import ContrastiveLossOutput, SelectiveContrastiveLoss
@@ -267,7 +268,13 @@ class SclSltTrainer(Seq2SeqTrainer):
         if stage == "translate":
             for name in TEXT_BRANCH_INPUTS:
                 inputs.pop(name, None)
-        outputs = model(**inputs, labels=labels if stage != "reference" else None)
+        if stage != "reference":
+            # Decoder inputs rather than labels: the model would compute a loss we recompute here.
+            config = self.accelerator.unwrap_model(model).config
+            inputs["decoder_input_ids"] = shift_tokens_right(
+                labels, config.pad_token_id, config.decoder_start_token_id
+            )
+        outputs = model(**inputs)
         accumulation = self.current_gradient_accumulation_steps if model.training else 1
         total = torch.zeros((), device=labels.device if labels is not None else None)
         if stage != "reference":
@@ -435,21 +442,25 @@ def pad_label_rows(blocks: list[torch.Tensor]) -> torch.Tensor:
 
 def blocked_similarity(
     features: dict[str, torch.Tensor], aggregation: str, temperature: float, block_size: int = 64
-) -> torch.Tensor:
-    """Video→text similarity (N, N) of collected features, computed in row blocks."""
-    rows = []
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Video→text (N, N) and text→video (N, N) similarity of collected features, in video blocks.
+
+    For CiCo the two differ (each direction has its own token matching), so both are kept.
+    """
+    video_to_text, text_to_video = [], []
     for start in range(0, features["video_tokens"].shape[0], block_size):
         block = slice(start, start + block_size)
-        video_to_text, _ = video_text_similarity(
+        rows, columns = video_text_similarity(
             features["video_tokens"][block],
             features["video_mask"][block],
             features["text_tokens"],
             features["text_mask"],
             aggregation=aggregation,
             temperature=temperature,
-        )
-        rows.append(video_to_text)
-    return torch.cat(rows)
+        )  # (b, N), (N, b)
+        video_to_text.append(rows)
+        text_to_video.append(columns)
+    return torch.cat(video_to_text), torch.cat(text_to_video, dim=1)
 
 
 def retrieval_metrics(
@@ -461,17 +472,17 @@ def retrieval_metrics(
     a duplicated sentence is not a miss: identical texts cannot be told apart.
     """
     features = collect_features(model, dataloader, device)
-    similarity = blocked_similarity(
+    video_to_text, text_to_video = blocked_similarity(
         features, model.config.similarity_aggregation, model.config.similarity_temperature
     )
     groups = (
         identical_row_groups(features["labels"])
         if "labels" in features
-        else torch.arange(similarity.shape[0])
+        else torch.arange(video_to_text.shape[0])
     )
     same_text = groups[:, None] == groups[None, :]  # (N, N)
     metrics = {}
-    for direction, scores in (("video_to_text", similarity), ("text_to_video", similarity.T)):
+    for direction, scores in (("video_to_text", video_to_text), ("text_to_video", text_to_video)):
         ranking = scores.argsort(dim=1, descending=True)  # (N, N)
         hits = same_text.gather(1, ranking)  # (N, N) bool, in rank order
         first_hit = hits.float().argmax(dim=1)  # rank of the first correct item
