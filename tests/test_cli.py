@@ -62,7 +62,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     ("command", "names"),
     [
         ("demo", ["--output-dir", "--quick"]),
-        ("train", ["config", "--output-dir", "--set"]),
+        ("train", ["config", "--output-dir", "--set", "--stop-after"]),
         ("prepare", ["kind", "path", "--output-dir", "--on-error", "--size"]),
         ("evaluate", ["model_dir", "--corpus-kind", "--corpus-path", "--split", "--num-beams", "--output"]),
         ("translate", ["model_dir", "INPUT", "--batch-size", "--num-beams", "--max-new-tokens", "--output"]),

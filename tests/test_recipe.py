@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from huggingface_hub import ModelCard
+from PIL import Image
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+from datasets_scripts import DUPLICATE_RICH
 from trainers.cli import main
 from trainers.demo import demo_config
 from trainers.recipe import run_recipe
@@ -129,6 +132,7 @@ def test_paper_configs_load(name: str) -> None:
         ("scl:\n  epoch: 3\n", "unknown key(s) ['epoch']"),
         ("scl:\n  epochs: many\n", "scl: epochs: expected float, got 'many'"),
         ("scl:\n  init_from: elsewhere\n", "is not one of ['initial', 'reference']"),
+        ("corpus:\n  synthetic_options:\n    colour: red\n", "synthetic_options: unknown key(s) ['colour']"),
     ],
 )
 def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys, config_text: str, message: str) -> None:
@@ -150,6 +154,24 @@ def test_cli_help_lists_the_commands(capsys) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "demo" in out and "train" in out
+
+
+@pytest.mark.slow
+def test_stop_after_reference_leaves_scores_of_a_duplicate_rich_corpus(tmp_path) -> None:
+    config = demo_config(quick=True)
+    config.model.preset = "tiny"
+    config.corpus.synthetic_options = {"frame_size": 32, **DUPLICATE_RICH}
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config.to_dict()))
+    run_dir = tmp_path / "run"
+    assert main(["train", str(config_file), "--output-dir", str(run_dir), "--stop-after", "reference"]) == 0
+    assert (run_dir / "reference" / "DONE").exists() and (run_dir / "pair_scores.safetensors").exists()
+    assert (run_dir / "trajectories.json").exists() and not (run_dir / "scl").exists()
+    manifest = (run_dir / "corpus" / "manifest.csv").read_text().splitlines()[1:]
+    train_texts = [row.split(",")[2] for row in manifest if row.startswith("train-")]
+    assert len(set(train_texts)) <= 0.6 * len(train_texts), "the duplicate-rich corpus repeats sentences"
+    first_frame = next((run_dir / "corpus" / "frames" / "train").glob("*/0001.png"))
+    assert Image.open(first_frame).size == (32, 32)
 
 
 @pytest.mark.slow

@@ -68,6 +68,12 @@ def add_train(commands: Any) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set scl.epochs=10 (repeatable; VALUE is YAML)",
     )
+    train.add_argument(
+        "--stop-after",
+        choices=("reference", "scl"),
+        help="stop after the reference run (with its trajectory report and Pair Selection scores) "
+        "or after stage scl; running again without it resumes from there",
+    )
 
 
 def add_corpus_options(command: argparse.ArgumentParser) -> None:
@@ -227,7 +233,7 @@ def run_command(args: argparse.Namespace) -> None:
         from .recipe_config import RecipeConfig
 
         config = RecipeConfig.from_yaml(args.config, parse_overrides(args.set))
-        run_recipe(config, Path(args.output_dir))
+        run_recipe(config, Path(args.output_dir), stop_after=args.stop_after)
     else:
         COMMANDS[args.command](args)
 

@@ -24,13 +24,14 @@ process and the others wait for them.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
@@ -54,7 +55,7 @@ from .evaluation import evaluate_split, set_generation_defaults, write_predictio
 from .lora import apply_lora, paper_lora_config
 from .model_card import write_model_card
 from .pair_selection import compute_pair_scores, save_pair_scores
-from .recipe_config import ConfigError, RecipeConfig, StageSection
+from .recipe_config import ConfigError, CorpusSection, RecipeConfig, StageSection
 from .snapshots import load_snapshot_series
 from .tokenization import config_for_tokenizer, train_tokenizer
 from .trainer import SclSltTrainer, SclSltTrainingArguments
@@ -85,8 +86,20 @@ class RunPaths:
         return self.root / name
 
 
-def run_recipe(config: RecipeConfig, output_dir: str | Path, report: Report = print) -> dict[str, Any]:
-    """Run (or resume) the whole recipe in ``output_dir``; returns the final metrics."""
+def run_recipe(
+    config: RecipeConfig,
+    output_dir: str | Path,
+    report: Report = print,
+    stop_after: Literal["reference", "scl"] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the recipe in ``output_dir``; returns the final metrics.
+
+    ``stop_after="reference"`` stops once the reference run, its trajectory report and the Pair
+    Selection scores exist (returns ``{}``); ``"scl"`` stops after stage scl (returns its dev
+    retrieval metrics). A later call without ``stop_after`` resumes from there.
+    """
+    if stop_after not in (None, "reference", "scl"):
+        raise ValueError(f"stop_after must be None, 'reference' or 'scl', got {stop_after!r}")
     # Without a GPU, only cpu=True makes accelerate set up the gloo process group of a launch.
     state = PartialState(cpu=not torch.cuda.is_available())
     if not state.is_main_process:
@@ -106,8 +119,12 @@ def run_recipe(config: RecipeConfig, output_dir: str | Path, report: Report = pr
     if state.is_main_process:
         analyse_reference_run(config, corpus, paths, report)
     state.wait_for_everyone()
+    if stop_after == "reference":
+        return {}
     scl_init = reference_dir if config.scl.init_from == "reference" else paths.initial
     scl_dir = run_stage("scl", scl_init, config, corpus, tokenizer, collators, paths, report)
+    if stop_after == "scl":
+        return json.loads((paths.stage("scl") / "DONE").read_text(encoding="utf-8"))["eval"]
     translate_dir = run_stage("translate", scl_dir, config, corpus, tokenizer, collators, paths, report)
     metrics = final_evaluation(config, corpus, tokenizer, collators, translate_dir, paths, state, report)
     return metrics
@@ -145,6 +162,7 @@ def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, repo
                     seed=section.synthetic_seed,
                     size=section.synthetic_size,
                     video_format=section.synthetic_format,
+                    **synthetic_options(section),
                 )
             corpus = load_sign_corpus(manifest, on_error=section.on_error)
     elif section.path is None:
@@ -164,6 +182,23 @@ def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, repo
         "corpus: " + ", ".join(f"{split} {len(corpus[split])}" for split in ("train", "validation", "test"))
     )
     return corpus
+
+
+def synthetic_options(section: CorpusSection) -> dict[str, Any]:
+    """``corpus.synthetic_options``, checked against what :func:`make_synthetic_corpus` accepts."""
+    accepted = set(inspect.signature(make_synthetic_corpus).parameters) - {
+        "out_dir",
+        "seed",
+        "size",
+        "video_format",
+        "manifest_format",
+    }
+    unknown = sorted(set(section.synthetic_options) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"corpus.synthetic_options: unknown key(s) {unknown}; known keys are {sorted(accepted)}"
+        )
+    return dict(section.synthetic_options)
 
 
 def prepare_initial_model(config: RecipeConfig, corpus: DatasetDict, paths: RunPaths, report: Report) -> None:

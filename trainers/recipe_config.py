@@ -29,9 +29,12 @@ class CorpusSection:
     kind: Literal["synthetic", "phoenix2014t", "csl_daily", "manifest"] = "synthetic"
     path: str | None = None  # data_dir (phoenix2014t, csl_daily) or manifest file (manifest)
     language: str = "de"  # metric language: 13a BLEU for de/en/..., characters for zh
-    synthetic_size: str = "default"  # synthetic corpus: tiny, small, default or large
+    synthetic_size: str | int = "default"  # synthetic corpus: tiny, small, default, large or N train videos
     synthetic_seed: int = 0
     synthetic_format: Literal["mp4", "frames"] = "mp4"  # frames: PNG folders, no video decoding at load
+    # further make_synthetic_corpus keyword arguments, e.g. frame_size or the duplicate-rich
+    # variant's repeat_fraction: 0.6 and near_duplicate_fraction: 0.3
+    synthetic_options: dict = field(default_factory=dict)
     manifest_options: dict = field(default_factory=dict)  # extra load_sign_corpus keyword arguments
     on_error: Literal["raise", "skip"] = "raise"
 
