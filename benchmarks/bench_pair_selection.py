@@ -18,7 +18,8 @@ Parts (``--parts``, comma-separated; default: all but the slow ones marked *):
   dense-cico      dense CiCo on ``--cico-rows`` rows × all N columns, fused and reference
                   kernels, extrapolated to N² and compared with the matmul floor
   recall          ANN vs exact candidates on ``--recall-samples`` pooled samples
-  million*        10⁶ pooled samples: ANN candidates, sparse scores, one epoch of batches
+  million*        10⁶ pooled samples (``--million`` sets N, e.g. 100000 for a scaled check): ANN
+                  candidates, sparse scores, one epoch of batches; stage times reported apart
   sampler-scaling* the fast sparse sampler alone on random candidate graphs of growing N
 
 Example: ``python benchmarks/bench_pair_selection.py --parts gemm,sparse,dense-pooled``
@@ -306,16 +307,19 @@ def run_million(args: argparse.Namespace) -> dict:
         file=sys.stderr,
         flush=True,
     )
-    scores, score_s = timed(
-        compute_sparse_scores,
-        series,
-        num_candidates=m,
-        search="ann",
-        ann_lists=args.million_lists,
-        ann_probes=args.million_probes,
+    candidates, search_s = timed(
+        find_candidates, series, m, search="ann", ann_lists=args.million_lists, ann_probes=args.million_probes
     )
     print(
-        json.dumps({"progress": "scored", "s": score_s, "peak_rss_gib": peak_rss_gib()}),
+        json.dumps({"progress": "candidates", "s": search_s, "peak_rss_gib": peak_rss_gib()}),
+        file=sys.stderr,
+        flush=True,
+    )
+    scores, pairs_s = timed(compute_sparse_scores, series, candidates=candidates)
+    score_s = search_s + pairs_s
+    del candidates
+    print(
+        json.dumps({"progress": "scored", "s": pairs_s, "peak_rss_gib": peak_rss_gib()}),
         file=sys.stderr,
         flush=True,
     )
@@ -329,6 +333,8 @@ def run_million(args: argparse.Namespace) -> dict:
         "ann_lists": args.million_lists or int(4 * n**0.5),
         "ann_probes": args.million_probes,
         "load_s": load_s,
+        "candidates_s": search_s,
+        "pair_scores_s": pairs_s,
         "scores_s": score_s,
         "sampler_setup_s": setup_s,
         "epoch_s": epoch_s,

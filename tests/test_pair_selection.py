@@ -284,3 +284,40 @@ def test_ann_search_falls_back_to_exact_without_faiss(monkeypatch) -> None:
     with pytest.warns(UserWarning, match="falling back to the exact"):
         approximate = find_candidates(series, 5, search="ann")
     assert torch.equal(approximate, find_candidates(series, 5))
+
+
+@pytest.mark.parametrize("direction", ["both", "video_to_text", "text_to_video"])
+def test_fused_pairs_in_length_sorted_chunks_equal_the_reference(direction: str) -> None:
+    # many texts per video, cut into several chunks of 3: every pair equals the per-pair reference
+    snapshots = [token_snapshot(0, seed=5, num_samples=30), token_snapshot(5, seed=6, num_samples=30)]
+    generator = torch.Generator().manual_seed(0)
+    videos = torch.randint(0, 30, (200,), generator=generator)
+    texts = torch.randint(0, 30, (200,), generator=generator)
+    fused = SnapshotSimilaritySeries(snapshots, direction=direction, pair_chunk=3)
+    reference = SnapshotSimilaritySeries(snapshots, direction=direction, cico_kernel="reference")
+    expected = reference.block(1, torch.arange(30), torch.arange(30))[videos, texts]
+    torch.testing.assert_close(fused.pairs(1, videos, texts), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(reference.pairs(1, videos, texts), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pooled_pairs_with_runs_equal_per_pair_products() -> None:
+    snapshots = pooled_snapshots(60)
+    series = SnapshotSimilaritySeries(snapshots, tile_workers=2)
+    generator = torch.Generator().manual_seed(0)
+    runs = torch.arange(60).repeat_interleave(7)  # grouped side: one gather per run
+    scattered = torch.randint(0, 60, (420,), generator=generator)  # plain gather
+    video, text = snapshots[1].video_pooled, snapshots[1].text_pooled
+    for rows, cols in ((runs, scattered), (scattered, runs)):
+        expected = (video[rows] * text[cols]).sum(-1)
+        torch.testing.assert_close(series.pooled_pairs(1, rows, cols, chunk=50), expected)
+
+
+def test_sparse_scores_accept_precomputed_candidates() -> None:
+    snapshots = [token_snapshot(0, 1), token_snapshot(10, 2)]
+    series = SnapshotSimilaritySeries(snapshots)
+    candidates = find_candidates(series, num_candidates=3)
+    given = compute_sparse_scores(series, candidates=candidates)
+    searched = compute_sparse_scores(series, num_candidates=3)
+    assert torch.equal(given.indices, searched.indices)
+    torch.testing.assert_close(given.scores, searched.scores)
+    torch.testing.assert_close(given.reverse_scores, searched.reverse_scores)

@@ -310,16 +310,23 @@ def compute_sparse_scores(
     search: SearchKind = "exact",
     ann_lists: int | None = None,
     ann_probes: int = 16,
+    candidates: torch.Tensor | None = None,
     **series_kwargs,
 ) -> SparseScores:
     """Pair Selection scores of each sample's top-``num_candidates`` candidates (see module doc).
 
     Memory is O(N · num_candidates) plus one ``block_size × N`` block of the exact candidate
     search. ``search``, ``ann_lists``, ``ann_probes``: see :func:`find_candidates`.
+    ``candidates``: (N, M) long candidates found before (e.g. by :func:`find_candidates`); then
+    no search runs and ``num_candidates`` is ignored.
     """
     series = as_similarity_series(source, **series_kwargs)
     check_series(series, score)
-    indices = find_candidates(series, num_candidates, block_size, search, ann_lists, ann_probes)  # (N, M)
+    indices = (
+        find_candidates(series, num_candidates, block_size, search, ann_lists, ann_probes)
+        if candidates is None
+        else candidates
+    )  # (N, M)
     n, m = indices.shape
     rows = torch.arange(n).repeat_interleave(m)  # (N·M,)
     cols = indices.reshape(-1)

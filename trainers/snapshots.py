@@ -384,8 +384,10 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             or ``cls``; default ``mean``).
         tile_size: CiCo is computed on tiles of about ``tile_size²`` pairs (``tile_size`` videos ×
             ``tile_size`` texts, or 1 video × ``tile_size²`` texts); memory about ``3·tile²·Lv·Lt``
-            floats per worker. On a GPU, 128–256 is a good value. Rows and columns of a block are
-            sorted by length first, so that each tile's padding (trimmed) is small.
+            floats per worker. The default 32 keeps a tile's logits (about 1,000 × 800 floats)
+            near the size of a CPU core's L2 cache (64 made the tiles of two threads memory-bound);
+            on a GPU, 128–256 is a good value. Rows and columns of a block are sorted by length
+            first, so that each tile's padding (trimmed) is small.
         device: Where similarities are computed (e.g. ``"cuda"``). Token tensors of a snapshot
             are copied there, in their stored dtype, on first use and kept; results come back
             to the CPU as float32.
@@ -397,6 +399,8 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             then exp, one product and four reductions, see :func:`fused_cico_tile`) or
             ``"reference"`` (:func:`~modeling_scl_slt.similarity.cico_similarity`, the einsum +
             two masked softmaxes of the model). Equal within float32 rounding.
+        pair_chunk: Texts per GEMM when the fused kernel scores given pairs (:meth:`pairs`):
+            each video's texts are sorted by length and taken ``pair_chunk`` at a time.
     """
 
     def __init__(
@@ -406,10 +410,11 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         temperature: float | None = None,
         direction: Direction = "both",
         candidate_pooling: str = "mean",
-        tile_size: int = 64,
+        tile_size: int = 32,
         device: str | torch.device = "cpu",
         tile_workers: int | None = None,
         cico_kernel: Literal["fused", "reference"] = "fused",
+        pair_chunk: int = 64,
     ):
         if not snapshots:
             raise ValueError("SnapshotSimilaritySeries needs at least one snapshot.")
@@ -433,6 +438,7 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         if cico_kernel not in ("fused", "reference"):
             raise ValueError(f"cico_kernel must be 'fused' or 'reference', got {cico_kernel!r}")
         self.cico_kernel = cico_kernel
+        self.pair_chunk = pair_chunk
         self.num_snapshots = len(snapshots)
         self.num_samples = snapshots[0].num_samples
         self.positions = as_positions([s.epoch for s in snapshots], self.num_snapshots)
@@ -562,15 +568,29 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         return self.cico_pairs(snapshot, video_indices, text_indices)
 
     def pooled_pairs(
-        self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor, chunk: int = 1 << 18
+        self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor, chunk: int = 1 << 12
     ) -> torch.Tensor:
-        """Pooled cosine of the pairs → (P,) float32, ``chunk`` pairs at a time (bounded memory)."""
+        """Pooled cosine of the pairs → (P,) float32, ``chunk`` pairs per job (bounded memory).
+
+        The rows of a chunk are gathered once per distinct index of a run (a side given as runs
+        of equal indices, like ``arange(N).repeat_interleave(M)``, costs one random read per run,
+        not per pair). Chunks are small so that their temporaries stay in cache and are reused by
+        the allocator (chunks of 2¹⁸ pairs made 256 MB temporaries, fresh pages every time: 2–4×
+        slower); they run on ``tile_workers`` threads. Extra memory per worker: about
+        ``4·chunk·D`` bytes per side.
+        """
         video, text = self.pooled(snapshot, self.aggregation)
         values = torch.empty(video_indices.shape[0], dtype=torch.float32)
-        for start in range(0, video_indices.shape[0], chunk):
-            videos = rows_float(video, video_indices[start : start + chunk].to(self.device))
-            texts = rows_float(text, text_indices[start : start + chunk].to(self.device))
-            values[start : start + chunk] = (videos * texts).sum(-1).cpu()
+
+        def chunk_job(start: int) -> Callable[[], None]:
+            def job() -> None:
+                videos = gather_runs(video, video_indices[start : start + chunk].to(self.device))
+                texts = gather_runs(text, text_indices[start : start + chunk].to(self.device))
+                values[start : start + chunk] = (videos * texts).sum(-1).cpu()
+
+            return job
+
+        self.run_jobs([chunk_job(start) for start in range(0, video_indices.shape[0], chunk)])
         return values
 
     @property
@@ -593,7 +613,78 @@ class SnapshotSimilaritySeries(SimilaritySeries):
     def cico_pairs(
         self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor
     ) -> torch.Tensor:
-        """CiCo of the pairs ``(video_indices[p], text_indices[p])`` → (P,): one 1 × k tile per video."""
+        """CiCo of the pairs ``(video_indices[p], text_indices[p])`` → (P,) float32.
+
+        Fused kernel: per video, its texts sorted by length and cut into chunks of
+        ``pair_chunk`` (see :meth:`fused_pairs_of_video`); otherwise one 1 × k reference tile per
+        video. Each pair is computed once, with padding trimmed to its chunk's longest text.
+        """
+        if self.cico_kernel != "fused" or self.temperature < FUSED_MIN_TEMPERATURE:
+            return self.tiled_cico_pairs(snapshot, video_indices, text_indices)
+        values = torch.empty(video_indices.shape[0], dtype=torch.float32)
+        self.text_rows(snapshot)  # built once here, not by racing worker threads
+        text_lengths = self.lengths(snapshot)[1].cpu()
+        lengths = text_lengths.index_select(0, text_indices)
+        order = torch.argsort(video_indices * (int(text_lengths.max()) + 1) + lengths)  # video, length
+        sorted_texts, sorted_lengths = text_indices[order], lengths[order]
+        unique, counts = torch.unique_consecutive(video_indices[order], return_counts=True)
+        starts = (torch.cumsum(counts, 0) - counts).tolist()
+
+        def video_job(video: int, start: int, stop: int) -> Callable[[], None]:
+            def job() -> None:
+                values[order[start:stop]] = self.fused_pairs_of_video(
+                    snapshot, video, sorted_texts[start:stop], sorted_lengths[start:stop]
+                )
+
+            return job
+
+        jobs = [
+            video_job(v, s, s + c) for v, s, c in zip(unique.tolist(), starts, counts.tolist(), strict=True)
+        ]
+        self.run_jobs(jobs)
+        return values
+
+    def fused_pairs_of_video(
+        self, snapshot: int, video: int, texts: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """CiCo of one video with ``texts`` (k,) sorted by their ``lengths`` (k,) → (k,) float32.
+
+        The augmented rows of ``pair_chunk`` texts at a time (padded to the chunk's longest) are
+        gathered from :meth:`text_rows`: small chunks keep the gathered rows and the
+        (Lv, pair_chunk·Lt) logits near the size of a core's L2 cache and trim padding well (one
+        tile of all of a video's texts made the kernel memory-bound: 1.4–1.7× slower). Extra
+        memory per call: about ``pair_chunk·Lt·(D+2)`` floats plus two logits tiles.
+        """
+        video_tokens, video_mask, _, _ = self.tokens(snapshot)
+        video_length = max(int(video_mask[video].sum()), 1)
+        video_rows = augment_video_tokens(
+            video_tokens[video, :video_length].float().unsqueeze(0),
+            video_mask[video, :video_length].unsqueeze(0),
+            self.temperature,
+        ).squeeze(0)  # (Lv_i, D + 2)
+        prepared = self.text_rows(snapshot)  # (N, Lt, D + 2)
+        flat_rows = prepared.view(-1, prepared.shape[2])
+        result = torch.empty(texts.shape[0], dtype=torch.float32, device=self.device)
+        texts, lengths = texts.to(self.device), lengths.to(self.device)
+        for c0 in range(0, texts.shape[0], self.pair_chunk):
+            chunk_texts, chunk_lengths = texts[c0 : c0 + self.pair_chunk], lengths[c0 : c0 + self.pair_chunk]
+            length = max(int(chunk_lengths[-1]), 1)  # sorted: the last is the longest
+            positions = torch.arange(length, device=self.device)
+            token_rows = (chunk_texts.unsqueeze(1) * prepared.shape[1] + positions).view(-1)
+            result[c0 : c0 + len(chunk_texts)] = fused_cico_logits(
+                video_rows,
+                video_mask[video, :video_length].unsqueeze(0),
+                flat_rows.index_select(0, token_rows),
+                positions < chunk_lengths.unsqueeze(1),
+                self.temperature,
+                self.direction,
+            )[0]
+        return result.cpu()
+
+    def tiled_cico_pairs(
+        self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor
+    ) -> torch.Tensor:
+        """CiCo of the pairs → (P,) with :meth:`cico_tile`: one 1 × k tile per video (any kernel)."""
         values = torch.empty(video_indices.shape[0], dtype=torch.float32)
         _, text_lengths = self.lengths(snapshot)
         if self.cico_kernel == "fused":
@@ -638,8 +729,17 @@ def rows_float(vectors: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return vectors.index_select(0, rows).float()
 
 
+def gather_runs(vectors: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``vectors[rows]`` as float32 (r, D), reading each run of equal consecutive ``rows`` once."""
+    unique, inverse = torch.unique_consecutive(rows, return_inverse=True)
+    if unique.shape[0] * 2 > rows.shape[0]:  # few repeats: a plain gather is cheaper
+        return rows_float(vectors, rows)
+    return rows_float(vectors, unique).index_select(0, inverse)
+
+
 FUSED_MIN_TEMPERATURE = 0.015  # below, exp(1/τ) summed over tokens could overflow float32
-PADDING_LOGIT = -1.0e4  # times 1/τ ≥ 1: exp underflows to exactly 0 in float32
+PADDING_LOGIT = -1.0e4  # times 1/τ ≥ 1: exp2 underflows to exactly 0 in float32
+LOG2_E = 1.4426950408889634  # log₂(e): base-2 logits, so that exp2 replaces exp
 
 
 def fused_cico_tile(
@@ -652,10 +752,11 @@ def fused_cico_tile(
 ) -> torch.Tensor:
     """CiCo similarity of a tile with one GEMM, equal to ``cico_similarity`` within float32 rounding.
 
-    Each token gets two extra coordinates so that the GEMM itself yields ``c_ij / τ`` for real
+    Each token gets two extra coordinates so that the GEMM itself yields ``c_ij·log₂e / τ`` for real
     pairs and a huge negative logit for any pair with a padded token (its softmax weight is then
     exactly 0): no masked copies of the (a·Lv, b·Lt) tile are made. Since ``|c_ij| ≤ 1``,
-    ``exp(c_ij / τ)`` cannot overflow for ``τ ≥ FUSED_MIN_TEMPERATURE`` and no max is subtracted.
+    ``exp(c_ij / τ)`` (computed as ``exp2``) cannot overflow for ``τ ≥ FUSED_MIN_TEMPERATURE`` and no
+    max is subtracted.
     The four softmax-weighted sums are matrix–vector products (memory-bound, no strided sums).
 
     Args:
@@ -674,13 +775,17 @@ def fused_cico_tile(
 
 
 def augment_video_tokens(tokens: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
-    """(a, Lv, D) → (a, Lv, D + 2) float32 rows ``[v / τ, 1, pad]`` (pad: 0 real, PADDING_LOGIT padded)."""
+    """(a, Lv, D) → (a, Lv, D + 2) float32 rows ``[v·log₂e / τ, 1, pad]`` (pad: 0 real, PADDING_LOGIT padded).
+
+    The ``log₂e`` factor makes the GEMM yield base-2 logits: ``exp2`` is several times cheaper
+    than ``exp`` on the CPU and gives the same softmax weights.
+    """
     pad = torch.where(mask, 0.0, PADDING_LOGIT).unsqueeze(-1)  # (a, Lv, 1)
-    return torch.cat([tokens * (1.0 / temperature), torch.ones_like(pad), pad], dim=-1)
+    return torch.cat([tokens * (LOG2_E / temperature), torch.ones_like(pad), pad], dim=-1)
 
 
 def augment_text_tokens(tokens: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
-    """(b, Lt, D) → (b, Lt, D + 2) float32 rows ``[t, pad / τ, 1 / τ]``: row·row = c/τ + pads/τ."""
+    """(b, Lt, D) → (b, Lt, D + 2) float32 rows ``[t, pad / τ, 1 / τ]``: row·row = c·log₂e/τ + pads/τ."""
     pad = torch.where(mask, 0.0, PADDING_LOGIT).unsqueeze(-1)  # (b, Lt, 1)
     return torch.cat([tokens, pad * (1.0 / temperature), torch.full_like(pad, 1.0 / temperature)], dim=-1)
 
@@ -696,12 +801,14 @@ def fused_cico_logits(
     """The body of :func:`fused_cico_tile` on augmented rows.
 
     Shapes: ``video_rows`` (a·Lv, D+2), ``video_mask`` (a, Lv), ``text_rows`` (b·Lt, D+2),
-    ``text_mask`` (b, Lt) → (a, b).
+    ``text_mask`` (b, Lt) → (a, b). Rows come from :func:`augment_video_tokens` and
+    :func:`augment_text_tokens`. Extra memory: two (a·Lv, b·Lt) float32 tiles.
     """
     (a, lv), (b, lt) = video_mask.shape, text_mask.shape
-    logits = video_rows @ text_rows.transpose(0, 1)  # (a·Lv, b·Lt) = c/τ, padded pairs ≪ 0
-    weights = torch.exp(logits)
-    weighted = logits.mul_(weights)  # w·c/τ; padded pairs: w = 0
+    logits = video_rows @ text_rows.transpose(0, 1)  # (a·Lv, b·Lt) = c·log₂e/τ, padded pairs ≪ 0
+    weights = torch.exp2(logits)  # = exp(c/τ)
+    weighted = logits.mul_(weights)  # w·c·log₂e/τ; padded pairs: w = 0
+    temperature = temperature / LOG2_E  # undoes the base-2 scale of the weighted means
     ones_text = torch.ones(lt, device=logits.device)
     ones_video = torch.ones(a, 1, lv, device=logits.device)
     result = torch.zeros(a, b, device=logits.device)
