@@ -90,6 +90,14 @@ class SignLanguageTranslationPipeline(Pipeline):
         self.video_transform = evaluation_transform(getattr(self.model.config, "video_preprocessing", None))
         self.min_frames = int(self.model.config.temporal_downsampling)
 
+    def get_inference_context(self) -> Any:
+        """``torch.inference_mode`` around ``_forward`` (the base class uses ``torch.no_grad``).
+
+        Nothing of a translation call takes part in autograd later, so the version counters and
+        view tracking that ``no_grad`` still maintains are skipped.
+        """
+        return torch.inference_mode
+
     def __call__(self, videos: VideoInput | list[VideoInput], **kwargs: Any) -> Any:
         """Translate one video (→ ``[{"translation_text": str}]``) or a list of them (→ a list of those).
 

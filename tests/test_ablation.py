@@ -1,0 +1,77 @@
+"""The ablation command (benchmarks/ablation.py): its configs and, at smoke scale, the whole path."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "ablation.py"
+
+
+def load_ablation():
+    spec = importlib.util.spec_from_file_location("ablation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ablation"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_runs_sharing_a_reference_run_differ_only_in_stage_scl() -> None:
+    ablation = load_ablation()
+    scale = ablation.SCALES["full"]
+    for variant in ablation.VARIANTS.values():
+        reference = ablation.reference_key(variant)
+        config = ablation.variant_config(variant, 1, scale).to_dict()
+        shared = ablation.variant_config(reference, 1, scale).to_dict()
+        assert {k: v for k, v in config.items() if k != "scl"} == {
+            k: v for k, v in shared.items() if k != "scl"
+        }, variant.name
+        assert config["model"]["overrides"]["similarity_aggregation"] == variant.aggregation
+    assert ablation.variant_config(ablation.VARIANTS["random"], 0, scale).scl.contrastive_loss == "clip"
+
+
+def test_overrides_reach_every_run_and_bad_ones_are_refused() -> None:
+    ablation = load_ablation()
+    scale = ablation.SCALES["smoke"]
+    config = ablation.variant_config(ablation.VARIANTS["ps_sqrt"], 0, scale, {"translate.epochs": 3})
+    assert config.translate.epochs == 3.0 and config.scl.schedule == "sqrt"
+    with pytest.raises(ValueError, match="unknown key"):
+        ablation.variant_config(ablation.VARIANTS["ps_sqrt"], 0, scale, {"scl.epoch": 3})
+    assert dataclasses.asdict(scale)["translate_epochs"] == 1
+
+
+@pytest.mark.slow
+def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
+    out = tmp_path / "ablation"
+    command = [sys.executable, str(SCRIPT), "--output-dir", str(out), "--scale", "smoke", "--seeds", "0", "1"]
+    command += ["--variants", "random,ps_hard,ps_log_mean", "--jobs", "2"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    summary = json.loads((out / "ablation.json").read_text())
+    assert set(summary["runs"]) == {"random", "ps_hard", "ps_log_mean"}
+    for per_seed in summary["runs"].values():
+        for metrics in per_seed.values():
+            assert all(0.0 <= value <= 100.0 for value in metrics.values())
+    assert summary["table"]["random"]["test_bleu4"]["n"] == 2
+    assert set(summary["trajectories"]) == {"cico", "mean"}
+    table = (out / "ablation.md").read_text()
+    assert "| ps_hard | ps_curriculum (hard) | selective | cico |" in table
+    # The variants really trained differently from one shared reference model.
+    weights = {
+        v: load_file(out / "seed0" / v / "scl" / "model" / "model.safetensors") for v in ("random", "ps_hard")
+    }
+    reference = load_file(out / "seed0" / "ps_log" / "reference" / "model" / "model.safetensors")
+    assert (out / "seed0" / "ps_hard" / "reference").resolve() == (
+        out / "seed0" / "ps_log" / "reference"
+    ).resolve()
+    name = "decoder.layers.0.self_attn.q_proj.weight"
+    assert not (weights["random"][name] == weights["ps_hard"][name]).all()
+    assert not (weights["random"][name] == reference[name]).all()

@@ -1,0 +1,76 @@
+"""Smoke tests of the benchmark scripts with tiny settings (the small model, a few frames)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: the tiny steps gain nothing from more, and a busy machine slows them down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def read_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_training_throughput_records(tmp_path: Path) -> None:
+    output = tmp_path / "train.jsonl"
+    load_script("bench_training_throughput").main(
+        [
+            *("--models", "small", "--frames", "8", "--short-frames", "4", "--small-batch-sizes", "2"),
+            *("--repeats", "1", "--warmup", "0", "--output", str(output), "--in-process"),
+        ]
+    )
+    records = read_records(output)
+    steps = [r for r in records if r["measure"] == "train_step"]
+    assert [r["batch_size"] for r in steps] == [2]
+    assert all(r["frames_per_s"] > 0 and r["machine"]["torch"] for r in steps)
+    (padding,) = [r for r in records if r["measure"] == "padding_cost"]
+    assert padding["ratio_expected_if_free"] == 0.75
+    assert records[0]["params_trainable_m"] < records[0]["params_total_m"]  # text encoder frozen
+
+
+def test_inference_records(tmp_path: Path) -> None:
+    output = tmp_path / "inference.jsonl"
+    load_script("bench_inference").main(
+        [
+            *("--models", "small", "--frames", "8", "--new-tokens", "2", "--small-batch-sizes", "1"),
+            *("--repeats", "1", "--output", str(output), "--in-process"),
+        ]
+    )
+    records = read_records(output)
+    latency = [r for r in records if r["measure"] == "latency"]
+    assert {(r["num_beams"], r["inference_context"]) for r in latency} == {
+        (1, "no_grad"),
+        (1, "inference_mode"),
+        (4, "no_grad"),
+        (4, "inference_mode"),
+    }
+    throughput = [r for r in records if r["measure"] == "throughput"]
+    assert {(r["batch_size"], r["inference_context"]) for r in throughput} == {(1, "inference_mode")}
+    assert all(r["frames_after_preprocessing"] == 8 for r in latency)
+    (encoder,) = [r for r in records if r["measure"] == "video_encoder"]
+    assert encoder["seconds_median"] > 0 and encoder["frames"] == 8
