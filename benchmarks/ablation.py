@@ -16,7 +16,8 @@ its seed and similarity, then translated and evaluated:
 Per seed there is one corpus (shared), one initial model and one reference run per similarity
 (whose snapshots give the trajectory shares and the Pair Selection scores). Metrics: dev
 video→text R@1 after stage scl; dev and test BLEU-4 and test ROUGE-L after stage translate;
-mean ± sample std over the seeds. Runs execute in ``--jobs`` worker processes with one torch
+mean ± sample std over the seeds, and each variant's paired difference to ``random`` of the same
+seed. Runs execute in ``--jobs`` worker processes with one torch
 thread each (small models use two cores better as two runs than as one). Every run is a normal
 recipe run directory, so an interrupted ablation resumes where it stopped.
 
@@ -381,11 +382,32 @@ def summarise(root: Path, seeds: list[int], variants: list[Variant]) -> dict[str
     for reference in sorted({reference_key(v) for v in variants}, key=lambda v: v.name):
         per_seed = [read_trajectory_shares(run_dir(root, seed, reference)) for seed in seeds]
         trajectories[reference.aggregation] = {k: mean_std([p[k] for p in per_seed]) for k in per_seed[0]}
-    return {"runs": runs, "table": table, "trajectories": trajectories}
+    summary = {"runs": runs, "table": table, "trajectories": trajectories}
+    if "random" in runs:
+        summary["paired_vs_random"] = paired_differences(runs, "random", seeds)
+    return summary
 
 
-def format_cell(cell: dict[str, float]) -> str:
-    return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+def paired_differences(
+    runs: dict[str, dict[int, dict[str, float]]], baseline: str, seeds: list[int]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per variant and metric: mean ± std over seeds of (variant − baseline) of the same seed.
+
+    Runs of one seed share the initial model (and, within one similarity, the reference run), so
+    the paired difference removes that seed's luck from the comparison.
+    """
+    return {
+        name: {
+            metric: mean_std([per_seed[s][metric] - runs[baseline][s][metric] for s in seeds])
+            for metric in per_seed[seeds[0]]
+        }
+        for name, per_seed in runs.items()
+        if name != baseline
+    }
+
+
+def format_cell(cell: dict[str, float], signed: bool = False) -> str:
+    return f"{cell['mean']:{'+' if signed else ''}.2f} ± {cell['std']:.2f}"
 
 
 def markdown(summary: dict[str, Any], variants: list[Variant], seeds: list[int]) -> str:
@@ -406,6 +428,8 @@ def markdown(summary: dict[str, Any], variants: list[Variant], seeds: list[int])
             + " | ".join(format_cell(c) for c in cells)
             + " |"
         )
+    if "paired_vs_random" in summary:
+        lines += paired_table(summary["paired_vs_random"])
     lines += [
         "",
         "| reference run similarity | " + " | ".join(TRAJECTORY_CATEGORIES) + " | consistently pushed away |",
@@ -416,6 +440,22 @@ def markdown(summary: dict[str, Any], variants: list[Variant], seeds: list[int])
             f"| {aggregation} | " + " | ".join(format_cell(c) + " %" for c in shares.values()) + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def paired_table(paired: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Markdown lines: each variant minus ``random`` of the same seed."""
+    metrics = ("dev_r1_after_scl", "dev_bleu4", "test_bleu4", "test_rouge_l")
+    lines = [
+        "",
+        "Paired differences, variant − random of the same seed (same initial model; the cico rows also "
+        "share the reference run):",
+        "",
+        "| variant | Δ dev R@1 after scl | Δ dev BLEU-4 | Δ test BLEU-4 | Δ test ROUGE-L |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in paired.items():
+        lines.append(f"| {name} | " + " | ".join(format_cell(row[m], signed=True) for m in metrics) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

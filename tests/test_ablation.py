@@ -64,6 +64,7 @@ def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
     assert set(summary["trajectories"]) == {"cico", "mean"}
     table = (out / "ablation.md").read_text()
     assert "| ps_hard | ps_curriculum (hard) | selective | cico |" in table
+    assert set(summary["paired_vs_random"]) == {"ps_hard", "ps_log_mean"} and "Paired differences" in table
     # The variants really trained differently from one shared reference model.
     weights = {
         v: load_file(out / "seed0" / v / "scl" / "model" / "model.safetensors") for v in ("random", "ps_hard")
