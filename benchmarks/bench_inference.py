@@ -196,21 +196,6 @@ class Variant:
         }
 
 
-def time_variants(variants: dict[str, Variant], device: torch.device, repeats: int) -> dict[str, list[float]]:
-    """One warm-up call of each variant, then ``repeats`` rounds of timed calls, alternating."""
-    for variant in variants.values():
-        variant()
-    times: dict[str, list[float]] = {key: [] for key in variants}
-    for _ in range(repeats):
-        for key, variant in variants.items():
-            synchronize(device)
-            start = time.perf_counter()
-            variant()
-            synchronize(device)
-            times[key].append(time.perf_counter() - start)
-    return times
-
-
 def variant_record(
     measure: str, name: str, variant: Variant, seconds: list[float], frames: int, kept: int
 ) -> dict[str, Any]:
@@ -245,7 +230,7 @@ def measure_latency(pipe: Any, clip: np.ndarray, args: argparse.Namespace, repor
             for bf16 in precisions(args)
             for context in CONTEXTS
         }
-        times = time_variants(variants, pipe.device, args.repeats_resolved)
+        times = time_interleaved(variants, pipe.device, args.repeats_resolved)
         for key, variant in variants.items():
             report("latency", variant, times[key])
             if key[0] == pipe_default_context(pipe):
@@ -261,7 +246,7 @@ def measure_throughput(pipe: Any, clip: np.ndarray, args: argparse.Namespace, re
                 bf16: Variant(pipe, [clip] * batch_size, beams, context, bf16, args.new_tokens)
                 for bf16 in precisions(args)
             }
-            times = time_variants(variants, pipe.device, args.repeats_resolved)
+            times = time_interleaved(variants, pipe.device, args.repeats_resolved)
             for key, variant in variants.items():
                 report("throughput", variant, times[key])
 
