@@ -146,6 +146,39 @@ def test_symmetric_edges_hold_each_pair_once_per_direction() -> None:
     assert weights.tolist() == [3.0, 12.0, 3.0, 12.0]
 
 
+def reference_symmetric_edges(sparse: SparseScores) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The plain construction: distinct pairs, both directions, one sort by (row, column)."""
+    n, m = sparse.indices.shape
+    rows = torch.arange(n).repeat_interleave(m)
+    cols = sparse.indices.reshape(-1)
+    low, high = torch.minimum(rows, cols), torch.maximum(rows, cols)
+    weights = (sparse.scores + sparse.reverse_scores).reshape(-1)
+    first = {}
+    for position, key in enumerate((low * n + high).tolist()):
+        first.setdefault(key, position)
+    pairs = sorted(first)
+    entries = sorted(
+        [(key // n, key % n, float(weights[first[key]])) for key in pairs]
+        + [(key % n, key // n, float(weights[first[key]])) for key in pairs]
+    )
+    offsets = torch.zeros(n + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(torch.bincount(torch.tensor([e[0] for e in entries]), minlength=n), 0)
+    return offsets, torch.tensor([e[1] for e in entries]), torch.tensor([e[2] for e in entries])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_symmetric_edges_equal_the_plain_construction_on_random_candidates(seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    n, m = 40, 6  # many mutual candidates and rows of very different degrees
+    indices = torch.randint(0, n - 1, (n, m), generator=generator)
+    indices += (indices >= torch.arange(n)[:, None]).long()  # never i itself
+    sparse = SparseScores(
+        indices, torch.randn(n, m, generator=generator), torch.randn(n, m, generator=generator)
+    )
+    for got, expected in zip(sparse.symmetric_edges(), reference_symmetric_edges(sparse), strict=True):
+        torch.testing.assert_close(got, expected)
+
+
 def test_snapshot_round_trip_is_fp16_and_keeps_metadata(tmp_path) -> None:
     snapshot = token_snapshot(5, 1)
     snapshot.checkpoint_path = "runs/ref/checkpoint-500"

@@ -86,30 +86,51 @@ class SparseScores:
         """Undirected pair weights ``w(i, j) = delta(i, j) + delta(j, i)`` in CSR form, both directions.
 
         Returns ``row_offsets`` (N+1,), ``columns`` (E,) and ``weights`` (E,): the neighbours of i are
-        ``columns[row_offsets[i]:row_offsets[i+1]]``. A pair that is a candidate of both its
-        samples appears once per direction.
+        ``columns[row_offsets[i]:row_offsets[i+1]]``, in increasing order. A pair that is a
+        candidate of both its samples appears once per direction (weighted as its first
+        occurrence in row-major candidate order).
+
+        Memory matters at N = 10⁶: the distinct pairs ``low < high`` come out of one sort already
+        ordered by (low, high), which is the (row, column) order of the direction low → high. Row r
+        of the CSR lists its neighbours below r (direction high → low, one stable sort by row)
+        and then those above r, so no sort of all 2·E entries is needed.
         """
         n, m = self.indices.shape
-        # memory matters at N = 10⁶: build the pair keys in place, free temporaries early
         keys = torch.arange(n).repeat_interleave(m)  # rows
         cols = self.indices.reshape(-1)
         high = torch.maximum(keys, cols)
         keys = torch.minimum(keys, cols).mul_(n).add_(high)  # low · N + high
         del high
-        keys, first = unique_first(keys)
+        keys, first = unique_first(keys)  # sorted by (low, high)
         weights = (self.scores + self.reverse_scores).reshape(-1).float()[first]
         del first
         low, high = keys // n, keys % n
         del keys
-        both_keys = torch.cat([low * n + high, high * n + low])  # (row, column) of both directions
-        order = torch.argsort(both_keys)
-        del both_keys
-        both_rows = torch.cat([low, high])
+        above, below = torch.bincount(low, minlength=n), torch.bincount(high, minlength=n)
         row_offsets = torch.zeros(n + 1, dtype=torch.long)
-        row_offsets[1:] = torch.cumsum(torch.bincount(both_rows, minlength=n), dim=0)
-        del both_rows
-        columns = torch.cat([high, low])[order]
-        return row_offsets, columns, torch.cat([weights, weights])[order]
+        row_offsets[1:] = torch.cumsum(above + below, dim=0)
+        columns = torch.empty(2 * low.shape[0], dtype=torch.long)
+        edge_weights = torch.empty(2 * low.shape[0], dtype=torch.float32)
+        # direction low → high, already in (row, column) order: after the row's lower neighbours
+        slots = rank_in_run(low, above).add_(row_offsets[low]).add_(below[low])
+        columns[slots], edge_weights[slots] = high, weights
+        # direction high → low: a stable sort by row keeps each row's columns (low) increasing
+        order = torch.sort(high, stable=True).indices
+        rows = high[order]
+        del high
+        slots = rank_in_run(rows, below).add_(row_offsets[rows])
+        del rows
+        columns[slots], edge_weights[slots] = low[order], weights[order]
+        return row_offsets, columns, edge_weights
+
+
+def rank_in_run(sorted_rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """(E,) position of each entry of a non-decreasing ``sorted_rows`` within its run of equal rows.
+
+    ``counts`` (N,) is ``bincount(sorted_rows)``.
+    """
+    run_starts = torch.cumsum(counts, dim=0) - counts
+    return torch.arange(sorted_rows.shape[0]) - run_starts[sorted_rows]
 
 
 def unique_first(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
