@@ -48,18 +48,8 @@ sys.path.insert(0, str(REPO))
 
 from datasets_scripts import DUPLICATE_RICH  # noqa: E402
 from trainers.cli import parse_overrides  # noqa: E402
-from trainers.recipe_config import (  # noqa: E402
-    CorpusSection,
-    EvaluationSection,
-    ModelSection,
-    RecipeConfig,
-    ReferenceSection,
-    SclSection,
-    TranslateSection,
-    VideoSection,
-    apply_override,
-    build_dataclass,
-)
+from trainers.demo import demo_config  # noqa: E402
+from trainers.recipe_config import RecipeConfig, apply_override, build_dataclass  # noqa: E402
 
 SHARED_REFERENCE_OUTPUTS = (
     "corpus",
@@ -189,45 +179,33 @@ def variant_config(
 
 
 def scale_config(variant: Variant, seed: int, scale: Scale) -> RecipeConfig:
-    """The recipe config of one run at one scale, before ``--set`` overrides."""
-    stage = {"batch_size": scale.batch_size, "learning_rate": scale.learning_rate, "warmup_ratio": 0.05}
-    return RecipeConfig(
-        seed=seed,
-        corpus=CorpusSection(
-            kind="synthetic",
-            language="en",
-            synthetic_size=scale.train_videos,
-            synthetic_format="frames",
-            synthetic_options=dict(DUPLICATE_RICH),  # frames drawn at 64 × 64, resized to 32 × 32
-        ),
-        model=ModelSection(
-            preset=scale.preset,
-            tokenizer_model="wordlevel",
-            tgt_lang="en_XX",
-            overrides={"similarity_aggregation": variant.aggregation},
-        ),
-        video=VideoSection(image_size=32, resize=32, max_frames=scale.max_frames, augment=True),
-        reference=ReferenceSection(
-            epochs=scale.reference_epochs, snapshot_interval=scale.snapshot_interval, **stage
-        ),
-        scl=SclSection(
-            epochs=scale.scl_epochs,
-            schedule=variant.schedule,
-            batch_sampler=variant.batch_sampler,
-            contrastive_loss=variant.contrastive_loss,
-            init_from="reference",
-            **stage,
-        ),
-        translate=TranslateSection(
-            epochs=scale.translate_epochs,
-            label_smoothing=0.1,
-            num_beams=1,
-            max_new_tokens=24,
-            eval_every_epochs=scale.translate_epochs,
-            **stage,
-        ),
-        evaluation=EvaluationSection(num_beams=scale.num_beams, max_new_tokens=24),
+    """The demo's recipe (``trainers.demo.demo_config``) at one scale, on the duplicate-rich corpus
+    (frames drawn at 64 × 64, resized to 32 × 32), with the variant's stage scl; before ``--set``."""
+    config = demo_config()
+    config.seed = seed
+    config.corpus.synthetic_size = scale.train_videos
+    config.corpus.synthetic_options = dict(DUPLICATE_RICH)
+    config.model.preset = scale.preset
+    config.model.overrides = {"similarity_aggregation": variant.aggregation}
+    config.video.max_frames = scale.max_frames
+    stages = (
+        (config.reference, scale.reference_epochs),
+        (config.scl, scale.scl_epochs),
+        (config.translate, scale.translate_epochs),
     )
+    for section, epochs in stages:
+        section.epochs, section.batch_size, section.learning_rate = (
+            epochs,
+            scale.batch_size,
+            scale.learning_rate,
+        )
+    config.reference.snapshot_interval = scale.snapshot_interval
+    config.scl.schedule = variant.schedule
+    config.scl.batch_sampler = variant.batch_sampler
+    config.scl.contrastive_loss = variant.contrastive_loss
+    config.translate.eval_every_epochs = scale.translate_epochs  # one generation-based evaluation
+    config.evaluation.num_beams = scale.num_beams
+    return config
 
 
 def reference_key(variant: Variant) -> Variant:
@@ -258,19 +236,13 @@ def run_job(config_dict: dict[str, Any], run_dir: str, stop_after: str | None) -
     return time.perf_counter() - start
 
 
-def make_corpus(folder: Path, section: CorpusSection) -> None:
+def make_corpus(folder: Path, config: RecipeConfig) -> None:
     """Generate the ablation's corpus once (every run links to it), as the recipe would."""
-    from datasets_scripts import make_synthetic_corpus
+    from trainers.recipe import generate_synthetic_corpus
 
     if not (folder / "manifest.csv").exists():
         print(f"generating the duplicate-rich corpus in {folder}", flush=True)
-        make_synthetic_corpus(
-            folder,
-            seed=section.synthetic_seed,
-            size=section.synthetic_size,
-            video_format=section.synthetic_format,
-            **section.synthetic_options,
-        )
+        generate_synthetic_corpus(config.corpus, folder)
 
 
 def link_reference_outputs(
@@ -288,7 +260,7 @@ def run_all(args: argparse.Namespace) -> dict[tuple[int, str], float]:
     """Reference runs first (one per seed and similarity), then every variant; returns wall times."""
     scale = SCALES[args.scale]
     root: Path = args.output_dir
-    make_corpus(root / "corpus", variant_config(VARIANTS["ps_log"], 0, scale, args.overrides).corpus)
+    make_corpus(root / "corpus", variant_config(VARIANTS["ps_log"], 0, scale, args.overrides))
     references = {reference_key(variant) for variant in args.variants}
     for seed in args.seeds:
         for reference in references:

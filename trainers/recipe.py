@@ -157,13 +157,7 @@ def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, repo
         with state.main_process_first():
             if not manifest.exists():
                 report(f"generating the synthetic corpus ({section.synthetic_size}) in {paths.corpus}")
-                make_synthetic_corpus(
-                    paths.corpus,
-                    seed=section.synthetic_seed,
-                    size=section.synthetic_size,
-                    video_format=section.synthetic_format,
-                    **synthetic_options(section),
-                )
+                generate_synthetic_corpus(section, paths.corpus)
             corpus = load_sign_corpus(manifest, on_error=section.on_error)
     elif section.path is None:
         raise ConfigError(f"corpus.path is required for corpus.kind={section.kind!r}")
@@ -182,6 +176,17 @@ def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, repo
         "corpus: " + ", ".join(f"{split} {len(corpus[split])}" for split in ("train", "validation", "test"))
     )
     return corpus
+
+
+def generate_synthetic_corpus(section: CorpusSection, folder: Path) -> Path:
+    """Write the synthetic corpus the ``corpus`` section describes into ``folder``; its manifest path."""
+    return make_synthetic_corpus(
+        folder,
+        seed=section.synthetic_seed,
+        size=section.synthetic_size,
+        video_format=section.synthetic_format,
+        **synthetic_options(section),
+    )
 
 
 def synthetic_options(section: CorpusSection) -> dict[str, Any]:
