@@ -74,3 +74,23 @@ def test_inference_records(tmp_path: Path) -> None:
     assert all(r["frames_after_preprocessing"] == 8 for r in latency)
     (encoder,) = [r for r in records if r["measure"] == "video_encoder"]
     assert encoder["seconds_median"] > 0 and encoder["frames"] == 8
+
+
+def test_pair_selection_records(tmp_path: Path) -> None:
+    output = tmp_path / "pair_selection.jsonl"
+    load_script("bench_pair_selection").main(
+        [
+            *("--parts", "dense-cico,sparse", "--num-samples", "120", "--snapshots", "3"),
+            *("--num-candidates", "8", "--cico-rows", "16", "--cico-rounds", "2", "--cico-tiles", "4x8,8x8"),
+            *("--cache-dir", str(tmp_path / "cache"), "--output", str(output)),
+        ]
+    )
+    dense, sparse = read_records(output)
+    assert "error" not in dense and "error" not in sparse, (dense, sparse)
+    assert len(dense["rounds"]) == 2 and dense["reference"]["rows"] == 8
+    for tile in ("fused_4x8", "fused_8x8"):
+        assert all(
+            r[tile]["rows"] == 16 and r[tile]["full_s"] > r[tile]["prepare_s"] > 0 for r in dense["rounds"]
+        )
+        assert dense[f"{tile}_ratio_best"] > 0 and dense[f"{tile}_ratio_median"] > 0
+    assert sparse["n"] == 120 and sparse["batches"] == 120 // 16 + (120 % 16 > 0)

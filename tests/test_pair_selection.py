@@ -269,15 +269,26 @@ def test_integer_like_sample_ids_become_json_ints(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("direction", ["both", "video_to_text", "text_to_video"])
-def test_fused_cico_kernel_equals_the_reference(direction: str) -> None:
+@pytest.mark.parametrize("tile_size", [4, (3, 7), (8, 64)])
+def test_fused_cico_kernel_equals_the_reference(direction: str, tile_size: int | tuple[int, int]) -> None:
+    # several row and column blocks of unequal lengths, a last block cut short, and a single video
     snapshots = [token_snapshot(0, seed=3, num_samples=40), token_snapshot(5, seed=4, num_samples=40)]
     rows, cols = torch.arange(0, 40, 3), torch.arange(40)
     results = []
     for kernel in ("fused", "reference"):
-        series = SnapshotSimilaritySeries(snapshots, direction=direction, tile_size=4, cico_kernel=kernel)
-        results.append((series.block(1, rows, cols), series.pairs(1, rows, cols[: len(rows)])))
-    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-5, atol=1e-6)
+        series = SnapshotSimilaritySeries(
+            snapshots, direction=direction, tile_size=tile_size, cico_kernel=kernel
+        )
+        assert series.uses_fused_kernel == (kernel == "fused")
+        results.append(
+            (
+                series.block(1, rows, cols),
+                series.block(1, rows[5:6], cols),
+                series.pairs(1, rows, cols[: len(rows)]),
+            )
+        )
+    for fused, reference in zip(*results, strict=True):
+        torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-6)
 
 
 def pooled_snapshots(num_samples: int, dim: int = 16) -> list[Snapshot]:

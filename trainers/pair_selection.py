@@ -157,30 +157,20 @@ def check_series(series: SimilaritySeries, score: str) -> None:
         raise ValueError(f"Pair Selection needs at least 2 snapshots, got {series.num_snapshots}.")
 
 
-def score_block(
-    series: SimilaritySeries, rows: torch.Tensor, cols: torch.Tensor, score: ScoreKind
-) -> torch.Tensor:
-    """Scores of videos ``rows`` × texts ``cols`` → (r, c) float32, one snapshot block at a time."""
+def snapshot_coefficients(series: SimilaritySeries, score: ScoreKind) -> list[tuple[int, float]]:
+    """The score as a linear combination of snapshot similarities: ``[(snapshot, weight), ...]``."""
     if score == "delta":
-        return series.block(series.num_snapshots - 1, rows, cols) - series.block(0, rows, cols)
-    weights = slope_weights(series.positions).float()
-    total = torch.zeros(len(rows), len(cols), dtype=torch.float32)
-    for k in range(series.num_snapshots):
-        total += weights[k] * series.block(k, rows, cols)
-    return total
+        return [(series.num_snapshots - 1, 1.0), (0, -1.0)]
+    return list(enumerate(slope_weights(series.positions).tolist()))
 
 
 def score_pairs(
     series: SimilaritySeries, video_indices: torch.Tensor, text_indices: torch.Tensor, score: ScoreKind
 ) -> torch.Tensor:
     """Scores of the pairs ``(video_indices[p], text_indices[p])`` → (P,) float32."""
-    if score == "delta":
-        last = series.pairs(series.num_snapshots - 1, video_indices, text_indices)
-        return last - series.pairs(0, video_indices, text_indices)
-    weights = slope_weights(series.positions).float()
     total = torch.zeros(video_indices.shape[0], dtype=torch.float32)
-    for k in range(series.num_snapshots):
-        total += weights[k] * series.pairs(k, video_indices, text_indices)
+    for snapshot, weight in snapshot_coefficients(series, score):
+        total.add_(series.pairs(snapshot, video_indices, text_indices), alpha=weight)
     return total
 
 
@@ -197,7 +187,8 @@ def compute_dense_scores(
             by epoch.
         score: ``"delta"`` (last − first) or ``"slope"`` (least squares over all snapshots).
         block_size: Rows computed at once; peak extra memory is about ``block_size · N`` floats
-            per snapshot block (plus CiCo tiles inside the series).
+            per snapshot block (plus CiCo tiles inside the series). Snapshots are the outer
+            loop, so a series prepares each snapshot's tensors once.
         **series_kwargs: Passed to the series built from ``source`` (e.g. ``aggregation``).
 
     Returns:
@@ -207,10 +198,11 @@ def compute_dense_scores(
     check_series(series, score)
     n = series.num_samples
     all_cols = torch.arange(n)
-    dense = torch.empty(n, n, dtype=torch.float32)
-    for start in range(0, n, block_size):
-        rows = torch.arange(start, min(start + block_size, n))
-        dense[rows] = score_block(series, rows, all_cols, score)
+    dense = torch.zeros(n, n, dtype=torch.float32)
+    for snapshot, weight in snapshot_coefficients(series, score):  # one snapshot's tensors at a time
+        for start in range(0, n, block_size):
+            stop = min(start + block_size, n)
+            dense[start:stop].add_(series.block(snapshot, torch.arange(start, stop), all_cols), alpha=weight)
     dense.fill_diagonal_(0.0)
     return dense
 

@@ -382,12 +382,12 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             contrastive loss). Pooled similarities are symmetric, so it does not matter there.
         candidate_pooling: Pooling used by :meth:`candidate_block` for token snapshots (``mean``
             or ``cls``; default ``mean``).
-        tile_size: CiCo is computed on tiles of about ``tile_size²`` pairs (``tile_size`` videos ×
-            ``tile_size`` texts, or 1 video × ``tile_size²`` texts); memory about ``3·tile²·Lv·Lt``
-            floats per worker. The default 32 keeps a tile's logits (about 1,000 × 800 floats)
-            near the size of a CPU core's L2 cache (64 made the tiles of two threads memory-bound);
-            on a GPU, 128–256 is a good value. Rows and columns of a block are sorted by length
-            first, so that each tile's padding (trimmed) is small.
+        tile_size: CiCo is computed on tiles of ``(videos, texts)`` samples (an int n: n × n);
+            a single video gets ``videos·texts`` texts per tile. Memory about
+            ``2·videos·texts·Lv·Lt`` floats per worker. The default (8, 64) was the fastest of
+            the shapes measured on a 2-core CPU (``benchmarks/RESULTS.md``: 16 × 16 and 32 × 32
+            were 10–20 % slower). On a GPU, (128, 256) is a good value. Rows and columns of a
+            block are sorted by length first, so that each tile's padding (trimmed) is small.
         device: Where similarities are computed (e.g. ``"cuda"``). Token tensors of a snapshot
             are copied there, in their stored dtype, on first use and kept; results come back
             to the CPU as float32.
@@ -410,7 +410,7 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         temperature: float | None = None,
         direction: Direction = "both",
         candidate_pooling: str = "mean",
-        tile_size: int = 32,
+        tile_size: int | tuple[int, int] = (8, 64),
         device: str | torch.device = "cpu",
         tile_workers: int | None = None,
         cico_kernel: Literal["fused", "reference"] = "fused",
@@ -432,7 +432,7 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             raise ValueError("aggregation='cico' needs token snapshots; these store only pooled vectors.")
         self.direction = direction
         self.candidate_pooling = candidate_pooling
-        self.tile_size = tile_size
+        self.tile_size = (tile_size, tile_size) if isinstance(tile_size, int) else tuple(tile_size)
         self.device = torch.device(device)
         self.tile_workers = torch.get_num_threads() if tile_workers is None else tile_workers
         if cico_kernel not in ("fused", "reference"):
@@ -444,7 +444,8 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         self.positions = as_positions([s.epoch for s in snapshots], self.num_snapshots)
         self._pooled_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self._token_cache: dict[int, tuple[torch.Tensor, ...]] = {}
-        self._text_rows_cache: dict[int, torch.Tensor] = {}
+        self._text_rows_cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._lengths_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def pooled(self, snapshot: int, pooling: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, D) video and text vectors of one snapshot on ``device``, cached in their stored dtype.
@@ -472,32 +473,107 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             video, text = self.pooled(snapshot, self.aggregation)
             return (rows_float(video, rows) @ rows_float(text, cols).transpose(0, 1)).cpu()
         video_lengths, text_lengths = self.lengths(snapshot)
-        if self.cico_kernel == "fused":
-            self.text_rows(snapshot)  # built once here, not by racing worker threads
         # similar lengths share a tile, so trimming each tile to its longest sample wastes little
         row_order = torch.argsort(video_lengths.index_select(0, rows), stable=True)
         col_order = torch.argsort(text_lengths.index_select(0, cols), stable=True)
-        sorted_rows, sorted_cols = rows[row_order], cols[col_order]
+        sorted_block = self.fused_sorted_block if self.uses_fused_kernel else self.reference_sorted_block
+        result = sorted_block(snapshot, rows[row_order], cols[col_order])
+        unsorted = torch.empty_like(result)
+        unsorted[row_order.unsqueeze(1), col_order.unsqueeze(0)] = result
+        return unsorted.cpu()
+
+    @property
+    def uses_fused_kernel(self) -> bool:
+        return self.cico_kernel == "fused" and self.temperature >= FUSED_MIN_TEMPERATURE
+
+    def tile_steps(self, num_rows: int) -> tuple[int, int]:
+        """Rows and columns per tile (``tile_size``; a single row gets ``videos·texts`` columns)."""
+        videos, texts = self.tile_size
+        return (1, videos * texts) if num_rows == 1 else (videos, texts)
+
+    def reference_sorted_block(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """CiCo of length-sorted ``rows`` × ``cols`` with :meth:`cico_tile` → (r, c) on ``device``."""
         result = torch.empty(len(rows), len(cols), dtype=torch.float32, device=self.device)
-        row_step = min(self.tile_size, len(rows))
-        col_step = max(self.tile_size, self.tile_size**2 // row_step)  # one video: many texts per tile
+        row_step, col_step = self.tile_steps(len(rows))
 
         def tile_job(r0: int, c0: int) -> Callable[[], None]:
             def job() -> None:
-                tile_rows, tile_cols = sorted_rows[r0 : r0 + row_step], sorted_cols[c0 : c0 + col_step]
+                tile_rows, tile_cols = rows[r0 : r0 + row_step], cols[c0 : c0 + col_step]
                 result[r0 : r0 + len(tile_rows), c0 : c0 + len(tile_cols)] = self.cico_tile(
                     snapshot, tile_rows, tile_cols
                 )
 
             return job
 
-        jobs = [
-            tile_job(r0, c0) for r0 in range(0, len(rows), row_step) for c0 in range(0, len(cols), col_step)
-        ]
-        self.run_jobs(jobs)
-        unsorted = torch.empty_like(result)
-        unsorted[row_order.unsqueeze(1), col_order.unsqueeze(0)] = result
-        return unsorted.cpu()
+        self.run_jobs(
+            [tile_job(r0, c0) for r0 in range(0, len(rows), row_step) for c0 in range(0, len(cols), col_step)]
+        )
+        return result
+
+    def fused_sorted_block(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """CiCo of length-sorted ``rows`` × ``cols`` with :func:`fused_cico_logits` → (r, c) on ``device``.
+
+        Each row block is augmented once; each job gathers one column block once and runs it
+        against all row blocks in one reused workspace, so besides the GEMMs a tile costs its
+        elementwise passes and a few small operations.
+        """
+        self.text_rows(snapshot)  # built here, not by racing worker threads
+        row_blocks = self.video_row_blocks(snapshot, rows)
+        longest_block = max(video_rows.shape[0] * video_rows.shape[1] for _, video_rows, _ in row_blocks)
+        result = torch.empty(len(rows), len(cols), dtype=torch.float32, device=self.device)
+        col_step = self.tile_steps(len(rows))[1]
+
+        def column_job(c0: int) -> Callable[[], None]:
+            def job() -> None:
+                block_cols = cols[c0 : c0 + col_step]
+                text_rows, text_weights = self.gathered_text_rows(snapshot, block_cols)
+                workspace = torch.empty(2 * longest_block * text_rows.shape[0] * text_rows.shape[1])
+                for r0, video_rows, video_weights in row_blocks:
+                    result[r0 : r0 + len(video_rows), c0 : c0 + len(block_cols)] = fused_cico_logits(
+                        video_rows, text_rows, video_weights, text_weights, workspace
+                    )
+
+            return job
+
+        self.run_jobs([column_job(c0) for c0 in range(0, len(cols), col_step)])
+        return result
+
+    def video_row_blocks(
+        self, snapshot: int, sorted_rows: torch.Tensor
+    ) -> list[tuple[int, torch.Tensor, torch.Tensor | None]]:
+        """Per block of tile rows: (start, (a, Lv, D + 2) augmented rows, (a, Lv) weights)."""
+        video_tokens, video_mask = self.tokens(snapshot)[:2]
+        row_step = self.tile_steps(len(sorted_rows))[0]
+        blocks = []
+        for r0 in range(0, len(sorted_rows), row_step):
+            block_rows = sorted_rows[r0 : r0 + row_step]
+            tokens, mask = trim_padding(
+                video_tokens.index_select(0, block_rows), video_mask.index_select(0, block_rows)
+            )
+            video_rows = augment_video_tokens(tokens.float(), mask, self.temperature)
+            blocks.append((r0, video_rows, mean_weights(mask, self.temperature, self.direction, "video")))
+        return blocks
+
+    def gathered_text_rows(
+        self, snapshot: int, texts: torch.Tensor, length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Augmented rows (k, L, D + 2) and mean weights (k, L) or None of ``texts`` (k,).
+
+        ``L`` is ``length`` if given, else the longest of ``texts``: padding beyond it is dropped.
+        """
+        prepared, weights = self.text_rows(snapshot)  # (N, Lt, D + 2), (N, Lt)
+        if length is None:
+            length = int(self.lengths(snapshot)[1].index_select(0, texts).max())
+        positions = torch.arange(max(length, 1), device=self.device)
+        token_rows = (texts.unsqueeze(1) * prepared.shape[1] + positions).view(-1)
+        rows = (
+            prepared.view(-1, prepared.shape[2])
+            .index_select(0, token_rows)
+            .view(len(texts), len(positions), -1)
+        )
+        if weights is None:
+            return rows, None
+        return rows, weights.view(-1).index_select(0, token_rows).view(len(texts), len(positions))
 
     def run_jobs(self, jobs: Sequence[Callable[[], None]]) -> None:
         """Run independent tile jobs: on the CPU on ``tile_workers`` threads, elsewhere in order."""
@@ -510,10 +586,11 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             for future in [pool.submit(job) for job in jobs]:
                 future.result()  # re-raises a worker's exception
 
-    def text_rows(self, snapshot: int) -> torch.Tensor:
-        """(N, Lt, D + 2) float32 text tokens augmented for :func:`fused_cico_logits`, cached.
+    def text_rows(self, snapshot: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Text tokens prepared for :func:`fused_cico_logits`, cached: (N, Lt, D + 2) float32
+        augmented rows and (N, Lt) mean weights (None if ``direction`` needs none).
 
-        Costs ``4·N·Lt·(D+2)`` bytes (7,096 × 38 × 258: 278 MB); only the snapshot used last is
+        Costs ``4·N·Lt·(D+3)`` bytes (7,096 × 38 × 259: 279 MB); only the snapshot used last is
         kept, since the scores read one snapshot at a time (rebuilding takes well under a second).
         """
         if snapshot not in self._text_rows_cache:
@@ -525,40 +602,27 @@ class SnapshotSimilaritySeries(SimilaritySeries):
                 rows[i : i + 1024] = augment_text_tokens(
                     text_tokens[i : i + 1024].float(), text_mask[i : i + 1024], self.temperature
                 )
-            self._text_rows_cache[snapshot] = rows
+            weights = mean_weights(text_mask, self.temperature, self.direction, "text")
+            self._text_rows_cache[snapshot] = (rows, weights)
         return self._text_rows_cache[snapshot]
 
     def lengths(self, snapshot: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N,) long numbers of real video and text tokens of one snapshot, on ``device``."""
-        _, video_mask, _, text_mask = self.tokens(snapshot)
-        return video_mask.sum(dim=1), text_mask.sum(dim=1)
+        """(N,) long numbers of real video and text tokens of one snapshot, on ``device``, cached."""
+        if snapshot not in self._lengths_cache:
+            _, video_mask, _, text_mask = self.tokens(snapshot)
+            self._lengths_cache[snapshot] = (video_mask.sum(dim=1), text_mask.sum(dim=1))
+        return self._lengths_cache[snapshot]
 
     def cico_tile(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """CiCo similarity of one tile → (r, c), with padding trimmed to the tile's longest sample."""
-        all_video_tokens, all_video_mask, all_text_tokens, all_text_mask = self.tokens(snapshot)
-        video_tokens, video_mask = trim_padding(
-            all_video_tokens.index_select(0, rows), all_video_mask.index_select(0, rows)
+        """Reference-kernel CiCo of one tile → (r, c), with padding trimmed to its longest sample."""
+        video_tokens, video_mask, text_tokens, text_mask = (
+            tensor.index_select(0, indices)
+            for tensor, indices in zip(self.tokens(snapshot), (rows, rows, cols, cols), strict=True)
         )
-        text_mask = trim_padding(all_text_mask.index_select(0, cols), all_text_mask.index_select(0, cols))[1]
-        video_tokens = video_tokens.float()
-        if self.cico_kernel == "fused" and self.temperature >= FUSED_MIN_TEMPERATURE:
-            # one gather of ready-made float32 rows: converting and padding texts per tile cost
-            # more than the tile's GEMM for 1 × k tiles (sparse pairs)
-            prepared = self.text_rows(snapshot)  # (N, Lt, D + 2)
-            token_rows = cols.unsqueeze(1) * prepared.shape[1] + torch.arange(
-                text_mask.shape[1], device=cols.device
-            )
-            text_rows = prepared.view(-1, prepared.shape[2]).index_select(0, token_rows.reshape(-1))
-            video_rows = augment_video_tokens(video_tokens, video_mask, self.temperature)
-            return fused_cico_logits(
-                video_rows, video_mask, text_rows, text_mask, self.temperature, self.direction
-            )
-        text_tokens = trim_padding(
-            all_text_tokens.index_select(0, cols), all_text_mask.index_select(0, cols)
-        )[0]
-        text_tokens = text_tokens.float()
+        video_tokens, video_mask = trim_padding(video_tokens, video_mask)
+        text_tokens, text_mask = trim_padding(text_tokens, text_mask)
         video_to_text, text_to_video = cico_similarity(
-            video_tokens, video_mask, text_tokens, text_mask, self.temperature
+            video_tokens.float(), video_mask, text_tokens.float(), text_mask, self.temperature
         )
         return combine_directions(video_to_text, text_to_video.transpose(0, 1), self.direction)
 
@@ -619,7 +683,7 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         ``pair_chunk`` (see :meth:`fused_pairs_of_video`); otherwise one 1 × k reference tile per
         video. Each pair is computed once, with padding trimmed to its chunk's longest text.
         """
-        if self.cico_kernel != "fused" or self.temperature < FUSED_MIN_TEMPERATURE:
+        if not self.uses_fused_kernel:
             return self.tiled_cico_pairs(snapshot, video_indices, text_indices)
         values = torch.empty(video_indices.shape[0], dtype=torch.float32)
         self.text_rows(snapshot)  # built once here, not by racing worker threads
@@ -656,39 +720,27 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         memory per call: about ``pair_chunk·Lt·(D+2)`` floats plus two logits tiles.
         """
         video_tokens, video_mask, _, _ = self.tokens(snapshot)
-        video_length = max(int(video_mask[video].sum()), 1)
-        video_rows = augment_video_tokens(
-            video_tokens[video, :video_length].float().unsqueeze(0),
-            video_mask[video, :video_length].unsqueeze(0),
-            self.temperature,
-        ).squeeze(0)  # (Lv_i, D + 2)
-        prepared = self.text_rows(snapshot)  # (N, Lt, D + 2)
-        flat_rows = prepared.view(-1, prepared.shape[2])
+        tokens, mask = trim_padding(video_tokens[video].unsqueeze(0), video_mask[video].unsqueeze(0))
+        video_rows = augment_video_tokens(tokens.float(), mask, self.temperature)  # (1, Lv_i, D + 2)
+        video_weights = mean_weights(mask, self.temperature, self.direction, "video")
         result = torch.empty(texts.shape[0], dtype=torch.float32, device=self.device)
-        texts, lengths = texts.to(self.device), lengths.to(self.device)
+        texts = texts.to(self.device)
         for c0 in range(0, texts.shape[0], self.pair_chunk):
-            chunk_texts, chunk_lengths = texts[c0 : c0 + self.pair_chunk], lengths[c0 : c0 + self.pair_chunk]
-            length = max(int(chunk_lengths[-1]), 1)  # sorted: the last is the longest
-            positions = torch.arange(length, device=self.device)
-            token_rows = (chunk_texts.unsqueeze(1) * prepared.shape[1] + positions).view(-1)
+            chunk_texts = texts[c0 : c0 + self.pair_chunk]
+            length = int(lengths[c0 + len(chunk_texts) - 1])  # sorted: the last is the longest
+            text_rows, text_weights = self.gathered_text_rows(snapshot, chunk_texts, length)
             result[c0 : c0 + len(chunk_texts)] = fused_cico_logits(
-                video_rows,
-                video_mask[video, :video_length].unsqueeze(0),
-                flat_rows.index_select(0, token_rows),
-                positions < chunk_lengths.unsqueeze(1),
-                self.temperature,
-                self.direction,
+                video_rows, text_rows, video_weights, text_weights
             )[0]
         return result.cpu()
 
     def tiled_cico_pairs(
         self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor
     ) -> torch.Tensor:
-        """CiCo of the pairs → (P,) with :meth:`cico_tile`: one 1 × k tile per video (any kernel)."""
+        """CiCo of the pairs → (P,) with :meth:`cico_tile`: one 1 × k tile per video (reference kernel)."""
         values = torch.empty(video_indices.shape[0], dtype=torch.float32)
         _, text_lengths = self.lengths(snapshot)
-        if self.cico_kernel == "fused":
-            self.text_rows(snapshot)  # built once here, not by racing worker threads
+        chunk = self.tile_steps(1)[1]
         order = torch.argsort(video_indices, stable=True)
         unique, counts = torch.unique_consecutive(video_indices[order], return_counts=True)
         starts = torch.cumsum(counts, 0) - counts
@@ -698,8 +750,8 @@ class SnapshotSimilaritySeries(SimilaritySeries):
                 chosen = order[start : start + count]
                 texts = text_indices[chosen]
                 by_length = torch.argsort(text_lengths.index_select(0, texts.to(self.device)), stable=True)
-                for c0 in range(0, count, self.tile_size * 4):  # chunks of similar text lengths
-                    part = by_length[c0 : c0 + self.tile_size * 4].cpu()
+                for c0 in range(0, count, chunk):  # chunks of similar text lengths
+                    part = by_length[c0 : c0 + chunk].cpu()
                     tile = self.cico_tile(
                         snapshot, torch.tensor([video], device=self.device), texts[part].to(self.device)
                     )
@@ -742,38 +794,6 @@ PADDING_LOGIT = -1.0e4  # times 1/τ ≥ 1: exp2 underflows to exactly 0 in floa
 LOG2_E = 1.4426950408889634  # log₂(e): base-2 logits, so that exp2 replaces exp
 
 
-def fused_cico_tile(
-    video_tokens: torch.Tensor,
-    video_mask: torch.Tensor,
-    text_tokens: torch.Tensor,
-    text_mask: torch.Tensor,
-    temperature: float,
-    direction: Direction = "both",
-) -> torch.Tensor:
-    """CiCo similarity of a tile with one GEMM, equal to ``cico_similarity`` within float32 rounding.
-
-    Each token gets two extra coordinates so that the GEMM itself yields ``c_ij·log₂e / τ`` for real
-    pairs and a huge negative logit for any pair with a padded token (its softmax weight is then
-    exactly 0): no masked copies of the (a·Lv, b·Lt) tile are made. Since ``|c_ij| ≤ 1``,
-    ``exp(c_ij / τ)`` (computed as ``exp2``) cannot overflow for ``τ ≥ FUSED_MIN_TEMPERATURE`` and no
-    max is subtracted.
-    The four softmax-weighted sums are matrix–vector products (memory-bound, no strided sums).
-
-    Args:
-        video_tokens: (a, Lv, D) float32, normalised. video_mask: (a, Lv) bool.
-        text_tokens: (b, Lt, D) float32, normalised. text_mask: (b, Lt) bool.
-        temperature: ``tau_f``. direction: as in :class:`SnapshotSimilaritySeries`.
-
-    Returns:
-        (a, b) float32 ``s(V_i, T_j)``.
-    """
-    video_rows = augment_video_tokens(video_tokens, video_mask, temperature)
-    text_rows = augment_text_tokens(text_tokens, text_mask, temperature)
-    return fused_cico_logits(
-        video_rows.flatten(0, 1), video_mask, text_rows.flatten(0, 1), text_mask, temperature, direction
-    )
-
-
 def augment_video_tokens(tokens: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
     """(a, Lv, D) → (a, Lv, D + 2) float32 rows ``[v·log₂e / τ, 1, pad]`` (pad: 0 real, PADDING_LOGIT padded).
 
@@ -790,40 +810,71 @@ def augment_text_tokens(tokens: torch.Tensor, mask: torch.Tensor, temperature: f
     return torch.cat([tokens, pad * (1.0 / temperature), torch.full_like(pad, 1.0 / temperature)], dim=-1)
 
 
+def mean_weights(
+    mask: torch.Tensor, temperature: float, direction: Direction, side: Literal["video", "text"]
+) -> torch.Tensor | None:
+    """(n, L) float32 weights of the mean over one side's real tokens, for :func:`fused_cico_logits`.
+
+    The mean over video tokens closes the video→text direction (softmax over text tokens), the
+    mean over text tokens the text→video one; ``None`` when ``direction`` leaves that one out.
+    The weights also carry ``τ / log₂e``, which turns a mean of base-2 logits back into a mean
+    of cosines, and the ½ of ``direction="both"``.
+    """
+    closes = "video_to_text" if side == "video" else "text_to_video"
+    if direction not in (closes, "both"):
+        return None
+    scale = temperature / LOG2_E * (0.5 if direction == "both" else 1.0)
+    return mask * (scale / mask.sum(1, keepdim=True).clamp_min(1))
+
+
 def fused_cico_logits(
     video_rows: torch.Tensor,
-    video_mask: torch.Tensor,
     text_rows: torch.Tensor,
-    text_mask: torch.Tensor,
-    temperature: float,
-    direction: Direction = "both",
+    video_weights: torch.Tensor | None,
+    text_weights: torch.Tensor | None,
+    workspace: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The body of :func:`fused_cico_tile` on augmented rows.
+    """CiCo similarity of a tile with one GEMM, equal to ``cico_similarity`` within float32 rounding.
 
-    Shapes: ``video_rows`` (a·Lv, D+2), ``video_mask`` (a, Lv), ``text_rows`` (b·Lt, D+2),
-    ``text_mask`` (b, Lt) → (a, b). Rows come from :func:`augment_video_tokens` and
-    :func:`augment_text_tokens`. Extra memory: two (a·Lv, b·Lt) float32 tiles.
+    The rows come from :func:`augment_video_tokens` and :func:`augment_text_tokens`: their two
+    extra coordinates make the GEMM itself yield ``c_ij·log₂e / τ`` for real token pairs and a
+    huge negative logit for any pair with a padded token (its softmax weight is then exactly 0),
+    so no masked copies of the (a·Lv, b·Lt) tile are made. Since ``|c_ij| ≤ 1``, ``exp(c_ij / τ)``
+    (computed as ``exp2``) cannot overflow for ``τ ≥ FUSED_MIN_TEMPERATURE`` and no max is
+    subtracted. After the GEMM: one ``exp2`` and one product over the tile; the weights and the
+    weighted logits lie side by side, so each direction's two softmax sums are one
+    matrix–vector (or batched) product.
+
+    Args:
+        video_rows: (a, Lv, D + 2) augmented video tokens.
+        text_rows: (b, Lt, D + 2) augmented text tokens.
+        video_weights: (a, Lv) from :func:`mean_weights` (side ``"video"``), or None.
+        text_weights: (b, Lt) from :func:`mean_weights` (side ``"text"``), or None.
+        workspace: Optional float32 buffer of at least ``2·a·Lv·b·Lt`` elements, reused across
+            calls (fresh large allocations cost page faults); allocated when missing.
+
+    Returns:
+        (a, b) float32 ``s(V_i, T_j)``.
     """
-    (a, lv), (b, lt) = video_mask.shape, text_mask.shape
-    logits = video_rows @ text_rows.transpose(0, 1)  # (a·Lv, b·Lt) = c·log₂e/τ, padded pairs ≪ 0
-    weights = torch.exp2(logits)  # = exp(c/τ)
-    weighted = logits.mul_(weights)  # w·c·log₂e/τ; padded pairs: w = 0
-    temperature = temperature / LOG2_E  # undoes the base-2 scale of the weighted means
-    ones_text = torch.ones(lt, device=logits.device)
-    ones_video = torch.ones(a, 1, lv, device=logits.device)
-    result = torch.zeros(a, b, device=logits.device)
-    if direction != "text_to_video":  # softmax over the text tokens j, mean over real video tokens i
-        numerator = torch.mv(weighted.view(-1, lt), ones_text).view(a, lv, b)
-        denominator = torch.mv(weights.view(-1, lt), ones_text).view(a, lv, b).clamp_min(1e-30)
-        per_video_token = numerator / denominator  # (a, Lv, b); padded rows: 0
-        video_weights = (video_mask * (temperature / video_mask.sum(1, keepdim=True))).unsqueeze(1)
-        result += torch.bmm(video_weights.float(), per_video_token).squeeze(1)
-    if direction != "video_to_text":  # softmax over the video tokens i, mean over real text tokens j
-        numerator = torch.bmm(ones_video, weighted.view(a, lv, b * lt)).view(a, b, lt)
-        denominator = torch.bmm(ones_video, weights.view(a, lv, b * lt)).view(a, b, lt).clamp_min(1e-30)
-        text_weights = text_mask * (temperature / text_mask.sum(1, keepdim=True))  # (b, Lt)
-        result += (numerator / denominator * text_weights.float()).sum(-1)
-    return 0.5 * result if direction == "both" else result
+    (a, lv, _), (b, lt, _) = video_rows.shape, text_rows.shape
+    size = a * lv * b * lt
+    if workspace is None or workspace.numel() < 2 * size:
+        workspace = torch.empty(2 * size, device=video_rows.device)
+    both = workspace[: 2 * size].view(2, a * lv, b * lt)  # [exp2(logits), logits·exp2(logits)]
+    weights, weighted = both.unbind(0)
+    torch.mm(video_rows.reshape(a * lv, -1), text_rows.reshape(b * lt, -1).transpose(0, 1), out=weighted)
+    torch.exp2(weighted, out=weights)  # = exp(c/τ); padded pairs: 0
+    weighted.mul_(weights)
+    result = torch.zeros(a, b, device=video_rows.device)
+    if video_weights is not None:  # softmax over each text's tokens, mean over the video tokens
+        sums = torch.mv(both.view(-1, lt), torch.ones(lt, device=both.device)).view(2, a, lv, b)
+        per_token = sums[1].div_(sums[0].clamp_min_(1e-30))  # (a, Lv, b); padded rows: 0
+        result.add_(torch.bmm(video_weights.unsqueeze(1), per_token).view(a, b))
+    if text_weights is not None:  # softmax over each video's tokens, mean over the text tokens
+        sums = both.view(2 * a, lv, b * lt).sum(1).view(2, a, b * lt)
+        per_token = sums[1].div_(sums[0].clamp_min_(1e-30)).mul_(text_weights.view(-1))  # (a, b·Lt)
+        result.add_(torch.mv(per_token.view(-1, lt), torch.ones(lt, device=both.device)).view(a, b))
+    return result
 
 
 def combine_directions(
