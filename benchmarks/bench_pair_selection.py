@@ -18,6 +18,7 @@ Parts (``--parts``, comma-separated; default: all but the slow ones marked *):
   dense-cico      dense CiCo on ``--cico-rows`` rows × all N columns, fused kernel per tile
                   shape (``--cico-tiles``) and reference kernel, extrapolated to N² and
                   compared with the matmul floor in interleaved rounds
+  dense-cico-full* dense CiCo over all N² pairs (compute_dense_scores), against the matmul floor
   recall          ANN vs exact candidates on ``--recall-samples`` pooled samples
   million*        10⁶ pooled samples (``--million`` sets N, e.g. 100000 for a scaled check): ANN
                   candidates, sparse scores, one epoch of batches; stage times reported apart
@@ -269,6 +270,34 @@ def run_dense_cico(args: argparse.Namespace) -> dict:
     return results
 
 
+def run_dense_cico_full(args: argparse.Namespace) -> dict:
+    """Dense CiCo delta over all N² pairs with :func:`compute_dense_scores`, against the floor.
+
+    The floor uses the best matmul rate measured just before and just after the run.
+    """
+    folder = ensure(args.cache_dir / f"tokens-{args.num_samples}", token_builder(args))
+    snapshots = load_snapshot_series(folder, first_and_last_only=True)
+    video_lengths, text_lengths = (
+        mask.sum().item() for mask in (snapshots[0].video_mask, snapshots[0].text_mask)
+    )
+    needed = 2 * 2 * DIM * video_lengths * text_lengths
+    before = matmul_rate()
+    scores, seconds = timed(compute_dense_scores, snapshots, aggregation="cico")
+    after = matmul_rate()
+    floor_s = needed / max(before["gflops_best"], after["gflops_best"]) / 1e9
+    return {
+        "n": args.num_samples,
+        "gflop_needed": needed / 1e9,
+        "scores_s": seconds,
+        "gflops": needed / seconds / 1e9,
+        "matmul_gflops_before": before,
+        "matmul_gflops_after": after,
+        "floor_s": floor_s,
+        "ratio_to_floor": seconds / floor_s,
+        "finite": bool(torch.isfinite(scores).all()),
+    }
+
+
 def tile_name(tile: tuple[int, ...]) -> str:
     return "fused_" + "x".join(map(str, tile))
 
@@ -389,6 +418,7 @@ WORKERS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "sparse": run_sparse,
     "dense-pooled": run_dense_pooled,
     "dense-cico": run_dense_cico,
+    "dense-cico-full": run_dense_cico_full,
     "recall": run_recall,
     "million": run_million,
     "sampler-scaling": run_sampler_scaling,

@@ -385,8 +385,8 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         tile_size: CiCo is computed on tiles of ``(videos, texts)`` samples (an int n: n × n);
             a single video gets ``videos·texts`` texts per tile. Memory about
             ``2·videos·texts·Lv·Lt`` floats per worker. The default (8, 64) was the fastest of
-            the shapes measured on a 2-core CPU (``benchmarks/RESULTS.md``: 16 × 16 and 32 × 32
-            were 10–20 % slower). On a GPU, (128, 256) is a good value. Rows and columns of a
+            the shapes measured side by side on a 2-core CPU (``benchmarks/RESULTS.md``: 32 × 32
+            and 16 × 16 took 4–10 % longer). On a GPU, (128, 256) is a good value. Rows and columns of a
             block are sorted by length first, so that each tile's padding (trimmed) is small.
         device: Where similarities are computed (e.g. ``"cuda"``). Token tensors of a snapshot
             are copied there, in their stored dtype, on first use and kept; results come back
@@ -527,7 +527,9 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             def job() -> None:
                 block_cols = cols[c0 : c0 + col_step]
                 text_rows, text_weights = self.gathered_text_rows(snapshot, block_cols)
-                workspace = torch.empty(2 * longest_block * text_rows.shape[0] * text_rows.shape[1])
+                workspace = torch.empty(
+                    2 * longest_block * text_rows.shape[0] * text_rows.shape[1], device=self.device
+                )
                 for r0, video_rows, video_weights in row_blocks:
                     result[r0 : r0 + len(video_rows), c0 : c0 + len(block_cols)] = fused_cico_logits(
                         video_rows, text_rows, video_weights, text_weights, workspace
@@ -842,8 +844,8 @@ def fused_cico_logits(
     so no masked copies of the (a·Lv, b·Lt) tile are made. Since ``|c_ij| ≤ 1``, ``exp(c_ij / τ)``
     (computed as ``exp2``) cannot overflow for ``τ ≥ FUSED_MIN_TEMPERATURE`` and no max is
     subtracted. After the GEMM: one ``exp2`` and one product over the tile; the weights and the
-    weighted logits lie side by side, so each direction's two softmax sums are one
-    matrix–vector (or batched) product.
+    weighted logits lie side by side, so each direction's two softmax sums take one reduction
+    (a matrix–vector product over text tokens, a sum over video tokens).
 
     Args:
         video_rows: (a, Lv, D + 2) augmented video tokens.
