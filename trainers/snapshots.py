@@ -166,7 +166,7 @@ class Snapshot:
         """Normalised (N, D) video and text vectors; ``pooling`` is ``cls`` or ``mean`` for tokens."""
         if self.kind == "pooled":
             return self.video_pooled, self.text_pooled
-        chunk = 4096  # float32 copies of every token at once would dwarf the fp16 snapshot
+        chunk = 1024  # float32 copies of every token at once would dwarf the fp16 snapshot
         video = [
             pool_video_tokens(
                 self.video_tokens[i : i + chunk].float(), self.video_mask[i : i + chunk], pooling
