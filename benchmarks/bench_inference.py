@@ -69,8 +69,10 @@ from bench_training_throughput import (
     emit,
     load_average,
     machine_info,
+    model_benchmark_parser,
     output_path,
     parse_int_list,
+    parse_model_benchmark_args,
     peak_memory,
     reset_peak_memory,
     synchronize,
@@ -347,41 +349,17 @@ def run_measure(args: argparse.Namespace, folder: Path, output: Path | None) -> 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser = model_benchmark_parser("inference", __doc__, "calls", ("1,4,8", "1,4"))
     parser.add_argument("--bf16", action="store_true", help="also measure bf16 autocast (GPU)")
-    parser.add_argument("--models", default="small,paper", help="comma-separated: small, paper")
-    parser.add_argument(
-        "--repeats", type=int, default=None, help="timed calls (default: 5 small, 2 paper on CPU)"
-    )
-    parser.add_argument("--small-batch-sizes", default=None, help="e.g. 1,4,8 (default per device)")
-    parser.add_argument("--paper-batch-sizes", default=None, help="e.g. 1,4 (default per device)")
     parser.add_argument(
         "--throughput-beams",
         default=None,
         help="beam widths of the batch sweep (default 1,4; paper on CPU: 1)",
     )
-    parser.add_argument("--frames", type=int, default=112, help="frames of the clip (PHOENIX-2014T median)")
     parser.add_argument("--new-tokens", type=int, default=30, help="tokens generated per clip")
-    parser.add_argument(
-        "--output", default=None, help="jsonl file (default results/inference_<device>.jsonl)"
-    )
-    parser.add_argument("--in-process", action="store_true", help="no subprocesses (tests)")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--save-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    unknown = set(args.models.split(",")) - set(CLIP_SHAPES)
-    if unknown:
-        parser.error(f"unknown model(s) {sorted(unknown)}; choose from {sorted(CLIP_SHAPES)}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda but no GPU is available")
-    return args
+    return parse_model_benchmark_args(parser, argv, CLIP_SHAPES)
 
 
 def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:

@@ -456,38 +456,57 @@ def run_worker(args: argparse.Namespace, output: Path | None) -> None:
             gc.collect()
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Command-line options (see the module docstring)."""
+def model_benchmark_parser(
+    name: str, description: str, timed: str, batch_examples: tuple[str, str]
+) -> argparse.ArgumentParser:
+    """The options this benchmark and ``bench_inference`` share; ``name`` names the output file.
+
+    ``timed`` names what ``--repeats`` counts; ``batch_examples`` are the help examples of
+    ``--small-batch-sizes`` and ``--paper-batch-sizes``.
+    """
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
     parser.add_argument("--models", default="small,paper", help="comma-separated: small, paper")
     parser.add_argument(
-        "--repeats", type=int, default=None, help="timed steps (default: 5 small, 2 paper on CPU)"
+        "--repeats", type=int, default=None, help=f"timed {timed} (default: 5 small, 2 paper on CPU)"
     )
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per batch size (default 1)")
-    parser.add_argument("--small-batch-sizes", default=None, help="e.g. 1,2,4,8,16 (default per device)")
-    parser.add_argument("--paper-batch-sizes", default=None, help="e.g. 1,2 (default per device)")
+    for model, example in zip(("small", "paper"), batch_examples, strict=True):
+        parser.add_argument(
+            f"--{model}-batch-sizes", default=None, help=f"e.g. {example} (default per device)"
+        )
     parser.add_argument("--frames", type=int, default=112, help="frames per clip (PHOENIX-2014T median)")
-    parser.add_argument("--short-frames", type=int, default=40, help="second clip of the padding check")
-    parser.add_argument("--target-length", type=int, default=24, help="target tokens per sample")
-    parser.add_argument(
-        "--output", default=None, help="jsonl file (default results/training_throughput_<device>.jsonl)"
-    )
-    parser.add_argument("--in-process", action="store_true", help="no subprocess per model (tests)")
+    parser.add_argument("--output", default=None, help=f"jsonl file (default results/{name}_<device>.jsonl)")
+    parser.add_argument("--in-process", action="store_true", help="no subprocesses (tests)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_model_benchmark_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, models: Sequence[str]
+) -> argparse.Namespace:
+    """Parse, apply ``--threads`` and reject unknown ``--models`` or a missing GPU."""
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    unknown = set(args.models.split(",")) - set(MODEL_SPECS)
+    unknown = set(args.models.split(",")) - set(models)
     if unknown:
-        parser.error(f"unknown model(s) {sorted(unknown)}; choose from {sorted(MODEL_SPECS)}")
+        parser.error(f"unknown model(s) {sorted(unknown)}; choose from {sorted(models)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but no GPU is available")
     return args
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = model_benchmark_parser("training_throughput", __doc__, "steps", ("1,2,4,8,16", "1,2"))
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per batch size (default 1)")
+    parser.add_argument("--short-frames", type=int, default=40, help="second clip of the padding check")
+    parser.add_argument("--target-length", type=int, default=24, help="target tokens per sample")
+    return parse_model_benchmark_args(parser, argv, MODEL_SPECS)
 
 
 def output_path(args: argparse.Namespace, name: str) -> Path:

@@ -396,7 +396,8 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             on every small operation of a tile when the cores are shared, threads over whole tiles
             do not. Ignored on other devices.
         cico_kernel: ``"fused"`` (default: one GEMM per tile that also applies the padding mask,
-            then exp, one product and four reductions, see :func:`fused_cico_tile`) or
+            then exp2, one product and one reduction per direction, see
+            :func:`fused_cico_logits`) or
             ``"reference"`` (:func:`~modeling_scl_slt.similarity.cico_similarity`, the einsum +
             two masked softmaxes of the model). Equal within float32 rounding.
         pair_chunk: Texts per GEMM when the fused kernel scores given pairs (:meth:`pairs`):
