@@ -189,7 +189,7 @@ def emit(record: dict[str, Any], output: Path | None, machine: dict[str, Any]) -
     record = {
         **record,
         "load_average": load_average(),
-        "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "time_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine,
     }
     line = json.dumps(record)

@@ -6,6 +6,16 @@ import copy
 from typing import Any
 
 from transformers import MBartConfig, PretrainedConfig, ResNetConfig
+from transformers.utils.versions import require_version
+
+# The oldest transformers this code is tested with (the floor of pyproject.toml, proven by CI's
+# minimum-versions run). A model folder's code runs in its user's environment: refuse older
+# releases with one clear message rather than fail somewhere deep inside them.
+MIN_TRANSFORMERS_VERSION = "5.17.0"
+require_version(
+    f"transformers>={MIN_TRANSFORMERS_VERSION}",
+    f"SCL-SLT models need transformers {MIN_TRANSFORMERS_VERSION} or newer: pip install -U transformers",
+)
 
 SIMILARITY_AGGREGATIONS = ("cico", "cls", "mean")
 PIPELINE_TASK = "sign-language-translation"

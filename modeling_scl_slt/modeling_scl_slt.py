@@ -6,8 +6,10 @@ stdlib, torch, transformers and its sibling files, through ``from .x import y``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutput, ModelOutput
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.models.mbart.modeling_mbart import MBartDecoder, MBartEncoder
 from transformers.models.resnet.modeling_resnet import ResNetModel
 
@@ -46,9 +48,33 @@ class SclSltEncoderOutput(BaseModelOutput):
     attention_mask: torch.LongTensor | None = None
 
 
+def _cache_field_name() -> str:
+    """The name the installed transformers gives the decoder cache in its seq2seq outputs.
+
+    It was ``past_key_values`` up to 5.23 and is ``cache`` from 5.24 on. It is read off
+    ``Seq2SeqLMOutput`` (the one field typed as a ``Cache``), so a later rename needs no change here.
+    """
+    for field in dataclasses.fields(Seq2SeqLMOutput):
+        hint = field.type
+        if isinstance(hint, str):
+            if "Cache" in hint:
+                return field.name
+            continue
+        if any(isinstance(arg, type) and issubclass(arg, Cache) for arg in (*typing.get_args(hint), hint)):
+            return field.name
+    raise RuntimeError("transformers' Seq2SeqLMOutput declares no Cache field")
+
+
+CACHE_FIELD = _cache_field_name()
+
+
 @dataclass
-class SclSltOutput(ModelOutput):
-    """Output of [`SclSltForSignTranslation.forward`].
+class SclSltOutput(Seq2SeqLMOutput):
+    """Output of [`SclSltForSignTranslation.forward`]: a `Seq2SeqLMOutput` plus the text branch.
+
+    The fields of `Seq2SeqLMOutput` are inherited, so the decoder cache (``use_cache``) is the
+    field the installed transformers defines (:data:`CACHE_FIELD`: ``past_key_values`` before
+    5.24, ``cache`` since).
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*):
@@ -56,7 +82,6 @@ class SclSltOutput(ModelOutput):
             returned when ``labels`` are given.
         logits (`torch.FloatTensor` of shape `(batch_size, target_length, vocab_size)`):
             Next-token scores of the decoder.
-        past_key_values (`Cache`, *optional*): decoder cache, when ``use_cache``.
         encoder_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_tokens, d_model)`):
             Visual encoder output.
         encoder_attention_mask (`torch.LongTensor` of shape `(batch_size, num_tokens)`):
@@ -76,12 +101,10 @@ class SclSltOutput(ModelOutput):
         logit_scale (`torch.FloatTensor` of shape `()`, *optional*):
             The learnable scale ``exp(model.logit_scale)`` (unclamped) that the contrastive loss
             multiplies the similarities by, when the text branch ran.
+        decoder_hidden_states, decoder_attentions, cross_attentions, encoder_hidden_states,
+        encoder_attentions: as in `Seq2SeqLMOutput`, when requested.
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
-    encoder_last_hidden_state: torch.FloatTensor | None = None
     encoder_attention_mask: torch.LongTensor | None = None
     video_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
@@ -440,7 +463,6 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.LongTensor | None = None,
         encoder_outputs: SclSltEncoderOutput | tuple | None = None,
-        past_key_values: Cache | None = None,
         labels: torch.LongTensor | None = None,
         text_input_ids: torch.LongTensor | None = None,
         text_attention_mask: torch.LongTensor | None = None,
@@ -460,6 +482,10 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         ``encoder_outputs`` and the same frame mask but no pixels; the visual-token mask is then
         derived from the frame mask. ``input_ids`` / ``inputs_embeds`` exist only because generic
         wrappers (peft) always pass them; the model reads video, so they must be None.
+
+        The decoder cache is not a named argument: ``generate()`` passes it under the name its
+        transformers version uses (``past_key_values`` before 5.24, ``cache`` since), and it
+        reaches the mBART decoder of the same version unchanged through ``kwargs``.
         """
         if input_ids is not None or inputs_embeds is not None:
             raise ValueError("this model reads pixel_values (B, T, 3, H, W), not input_ids or inputs_embeds")
@@ -483,7 +509,6 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
                 attention_mask=decoder_attention_mask,
                 encoder_hidden_states=encoder_states,
                 encoder_attention_mask=encoder_mask,
-                past_key_values=past_key_values,
                 use_cache=use_cache,
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
@@ -497,12 +522,22 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
             contrastive = self._contrastive_outputs(
                 encoder_states, encoder_mask, text_input_ids, text_attention_mask
             )
+        decoder_fields = {}
+        if decoded is not None:
+            decoder_fields = {
+                CACHE_FIELD: getattr(decoded, CACHE_FIELD, None),
+                "decoder_hidden_states": decoded.hidden_states,
+                "decoder_attentions": decoded.attentions,
+                "cross_attentions": decoded.cross_attentions,
+            }
         return SclSltOutput(
             loss=loss,
             logits=logits,
-            past_key_values=decoded.past_key_values if decoded is not None else None,
             encoder_last_hidden_state=encoder_states,
+            encoder_hidden_states=getattr(encoder_outputs, "hidden_states", None),
+            encoder_attentions=getattr(encoder_outputs, "attentions", None),
             encoder_attention_mask=encoder_mask,
+            **decoder_fields,
             **contrastive,
         )
 

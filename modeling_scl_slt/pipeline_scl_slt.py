@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import GenerationConfig, Pipeline
+from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .video_processing import VideoTransform, pad_clips, uniform_frame_indices
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 EXPECTED_INPUT = "a video file, a folder of frame images or a (T, H, W, 3) uint8 array"
+# The collator's longest training target: the pipeline's default generation length.
+DEFAULT_MAX_NEW_TOKENS = 128
 
 VideoInput = str | os.PathLike | np.ndarray | torch.Tensor
 
@@ -75,18 +77,13 @@ class SignLanguageTranslationPipeline(Pipeline):
     _load_image_processor = False
     _load_video_processor = False
     _load_feature_extractor = False
-    _pipeline_calls_generate = True
-    # Used unless the call or the model's generation config says otherwise: the generic default
-    # (max_length=20) would cut real sentences; 128 is the collator's longest training target.
-    _default_generation_config = GenerationConfig(max_new_tokens=128)
+    # The base class's handling of generation arguments differs between transformers releases (and
+    # lives in private attributes); this pipeline does its own: every keyword that is not a
+    # pipeline argument goes to ``generate`` (see ``_sanitize_parameters`` and ``_forward``).
+    _pipeline_calls_generate = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The decoder cannot go past its position table (the start token takes one position).
-        longest = self.model.config.text_config.max_position_embeddings - 1
-        default = self._generation_defaults.get("max_new_tokens")
-        if default is not None and default > longest:
-            self._generation_defaults["max_new_tokens"] = longest
         self.video_transform = evaluation_transform(getattr(self.model.config, "video_preprocessing", None))
         self.min_frames = int(self.model.config.temporal_downsampling)
 
@@ -136,11 +133,26 @@ class SignLanguageTranslationPipeline(Pipeline):
     ) -> dict[str, torch.Tensor]:
         """Generate: ``sequences`` (B, num_return_sequences, L) token ids."""
         pixel_values = model_inputs["pixel_values"].to(self.model.dtype)  # (B, T, 3, S, S)
-        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs, return_dict_in_generate=False)
+        generate_kwargs = {**self.default_length(generate_kwargs), **generate_kwargs}
+        generate_kwargs["return_dict_in_generate"] = False
         sequences = self.model.generate(
             pixel_values=pixel_values, attention_mask=model_inputs["attention_mask"], **generate_kwargs
         )  # (B * num_return_sequences, L)
         return {"sequences": sequences.reshape(pixel_values.shape[0], -1, sequences.shape[-1])}
+
+    def default_length(self, generate_kwargs: dict[str, Any]) -> dict[str, int]:
+        """``max_new_tokens`` unless the call or the model's generation config sets a length.
+
+        The generic default (``max_length=20``) would cut real sentences. The pipeline's default is
+        :data:`DEFAULT_MAX_NEW_TOKENS`, capped by the decoder's position table (the start token
+        takes one position).
+        """
+        if generate_kwargs.keys() & {"generation_config", "max_new_tokens", "max_length"}:
+            return {}
+        if self.model.generation_config.max_new_tokens is not None:
+            return {}
+        longest = self.model.config.text_config.max_position_embeddings - 1
+        return {"max_new_tokens": min(DEFAULT_MAX_NEW_TOKENS, longest)}
 
     def postprocess(self, model_outputs: dict[str, torch.Tensor]) -> list[dict[str, str]]:
         """Decode (1, num_return_sequences, L) ids → ``[{"translation_text": str}, …]``."""

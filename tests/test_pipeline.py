@@ -225,6 +225,23 @@ def test_generation_arguments_pass_through(
     assert at_init(clip)[0]["translation_text"] == short
 
 
+def test_default_length_is_capped_by_the_decoder_positions(model_dir: Path) -> None:
+    translate = pipeline(TASK, model=str(model_dir), trust_remote_code=True)
+    translate.model.generation_config.max_new_tokens = None  # no length from the model either
+    longest = translate.model.config.text_config.max_position_embeddings - 1
+    assert longest < 128  # the tiny preset: the cap, not the pipeline's default, applies
+    assert translate.default_length({}) == {"max_new_tokens": longest}
+    assert translate.default_length({"max_length": 5}) == {}
+    assert translate.default_length({"max_new_tokens": 3}) == {}
+    clip = random_clip(9, seed=7)
+    expected = expected_text_at(translate, clip, max_new_tokens=longest)
+    assert translate(clip) == [{"translation_text": expected}]
+
+
+def expected_text_at(translate: SignLanguageTranslationPipeline, frames: Any, **generate_kwargs: Any) -> str:
+    return expected_text((translate.model, translate.tokenizer), frames, **generate_kwargs)
+
+
 def test_num_return_sequences_gives_one_dict_each(translator: SignLanguageTranslationPipeline) -> None:
     results = translator([random_clip(8, seed=6)] * 3, batch_size=2, num_beams=3, num_return_sequences=2)
     assert [len(result) for result in results] == [2, 2, 2]
