@@ -47,9 +47,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from datasets_scripts import DUPLICATE_RICH  # noqa: E402
-from trainers.cli import parse_overrides  # noqa: E402
-from trainers.demo import demo_config  # noqa: E402
-from trainers.recipe_config import RecipeConfig, apply_override, build_dataclass  # noqa: E402
+from trainers.application.cli import parse_overrides  # noqa: E402
+from trainers.application.demo import demo_config  # noqa: E402
+from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass  # noqa: E402
 
 SHARED_REFERENCE_OUTPUTS = (
     "corpus",
@@ -179,8 +179,11 @@ def variant_config(
 
 
 def scale_config(variant: Variant, seed: int, scale: Scale) -> RecipeConfig:
-    """The demo's recipe (``trainers.demo.demo_config``) at one scale, on the duplicate-rich corpus
-    (frames drawn at 64 × 64, resized to 32 × 32), with the variant's stage scl; before ``--set``."""
+    """The demo's recipe (``trainers.application.demo.demo_config``) at one scale.
+
+    On the duplicate-rich corpus (frames drawn at 64 × 64, resized to 32 × 32), with the variant's
+    stage scl; before ``--set``.
+    """
     config = demo_config()
     config.seed = seed
     config.corpus.synthetic_size = scale.train_videos
@@ -219,7 +222,7 @@ def run_job(config_dict: dict[str, Any], run_dir: str, stop_after: str | None) -
     import torch
     from transformers.utils import logging as hf_logging
 
-    from trainers.recipe import run_recipe
+    from trainers.application.recipe import run_recipe
 
     torch.set_num_threads(1)
     hf_logging.set_verbosity_error()
@@ -238,7 +241,7 @@ def run_job(config_dict: dict[str, Any], run_dir: str, stop_after: str | None) -
 
 def make_corpus(folder: Path, config: RecipeConfig) -> None:
     """Generate the ablation's corpus once (every run links to it), as the recipe would."""
-    from trainers.recipe import generate_synthetic_corpus
+    from trainers.application.recipe import generate_synthetic_corpus
 
     if not (folder / "manifest.csv").exists():
         print(f"generating the duplicate-rich corpus in {folder}", flush=True)

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from datasets_scripts import SignTranslationCollator, VideoTransform, load_phoenix2014t
 from datasets_scripts.synthetic import make_signers, render_clip, sample_sentence
 from modeling_scl_slt import SclSltForSignTranslation
-from trainers.tokenization import config_for_tokenizer, train_tokenizer
+from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 
 WIDTH, HEIGHT = 210, 260
 HEADER = "name|video|start|end|speaker|orth|translation"

@@ -114,7 +114,7 @@ def full_vocabulary_tokenizer(vocab_size: int, tgt_lang: str, tgt_lang_id: int) 
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from trainers.tokenization import SPECIAL_TOKENS
+    from trainers.application.tokenization import SPECIAL_TOKENS
 
     tokens = [f"w{index}" for index in range(vocab_size)]
     tokens[: len(SPECIAL_TOKENS)] = SPECIAL_TOKENS

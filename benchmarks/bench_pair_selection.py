@@ -43,9 +43,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainers.pair_selection import compute_dense_scores, compute_sparse_scores, find_candidates
-from trainers.sampler import PSCurriculumBatchSampler
-from trainers.snapshots import (
+from trainers.method.pair_selection import compute_dense_scores, compute_sparse_scores, find_candidates
+from trainers.method.sampler import PSCurriculumBatchSampler
+from trainers.method.snapshots import (
     Snapshot,
     SnapshotSimilaritySeries,
     load_snapshot_series,
@@ -400,7 +400,7 @@ def run_sampler_scaling(args: argparse.Namespace) -> dict:
     n, m = args.scaling_n, args.million_candidates
     generator = torch.Generator().manual_seed(0)
     indices = (torch.arange(n)[:, None] + torch.randint(1, n, (n, m), generator=generator)) % n
-    from trainers.pair_selection import SparseScores
+    from trainers.method.pair_selection import SparseScores
 
     scores = SparseScores(
         indices, torch.randn(n, m, generator=generator), torch.randn(n, m, generator=generator)

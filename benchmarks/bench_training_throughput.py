@@ -16,11 +16,11 @@ negatives); clips of ``--frames`` (112, the PHOENIX-2014T median) frames.
 
 Models (``--models``):
 
-* ``small``: what ``scl-slt demo`` trains (``trainers.demo.demo_config()``): preset ``small`` with
+* ``small``: what ``scl-slt demo`` trains (``trainers.application.demo.demo_config()``): preset ``small`` with
   the vocabulary of a word-level tokenizer trained on synthetic sentences, frames 32 × 32, full
   fine-tuning (text encoder frozen, as always).
 * ``paper``: preset ``paper`` (ResNet-18 + mBART-large-50 shape, 250,054-token vocabulary) wrapped
-  with LoRA by ``trainers.lora.apply_lora(model, paper_lora_config())`` (rank 16 on the attention
+  with LoRA by ``trainers.training.lora.apply_lora(model, paper_lora_config())`` (rank 16 on the attention
   projections; ResNet, temporal module and projections fully trained), frames 224 × 224.
 
 Measured per model: parameters (base / total after LoRA / trainable), and for each batch size of
@@ -217,8 +217,8 @@ def run_per_model_subprocesses(script: str, argv: Sequence[str], models: Sequenc
 def demo_tokenizer(num_sentences: int = 800) -> Any:
     """A word-level tokenizer like the demo's: trained on synthetic training sentences."""
     from datasets_scripts.synthetic import sample_sentence
-    from trainers.demo import demo_config
-    from trainers.tokenization import train_tokenizer
+    from trainers.application.demo import demo_config
+    from trainers.application.tokenization import train_tokenizer
 
     model_section = demo_config().model
     rng = np.random.default_rng(0)
@@ -233,7 +233,7 @@ def demo_tokenizer(num_sentences: int = 800) -> Any:
 
 def demo_video_preprocessing() -> dict[str, Any]:
     """``config.video_preprocessing`` as the demo saves it."""
-    from trainers.demo import demo_config
+    from trainers.application.demo import demo_config
 
     video = demo_config().video
     return {"size": video.image_size, "resize": video.resize, "max_frames": video.max_frames}
@@ -242,8 +242,8 @@ def demo_video_preprocessing() -> dict[str, Any]:
 def base_config(name: str) -> SclSltConfig:
     """The config of a benchmarked model (random weights)."""
     if name == "small":
-        from trainers.demo import demo_config
-        from trainers.tokenization import config_for_tokenizer
+        from trainers.application.demo import demo_config
+        from trainers.application.tokenization import config_for_tokenizer
 
         section = demo_config().model
         return config_for_tokenizer(section.preset, demo_tokenizer(), section.tgt_lang, **section.overrides)
@@ -263,7 +263,7 @@ def build_training_model(name: str) -> tuple[torch.nn.Module, SclSltConfig, dict
     model: torch.nn.Module = SclSltForSignTranslation(config)
     base_total, _ = count_parameters(model)
     if MODEL_SPECS[name].lora:
-        from trainers.lora import apply_lora, paper_lora_config
+        from trainers.training.lora import apply_lora, paper_lora_config
 
         model = apply_lora(model, paper_lora_config())
     total, trainable = count_parameters(model)
@@ -308,7 +308,7 @@ def make_batch(
 
 def build_trainer(model: torch.nn.Module, args: argparse.Namespace, output_dir: str) -> Any:
     """An ``SclSltTrainer`` (stage scl) with its AdamW, model and optimiser prepared as in ``train()``."""
-    from trainers.trainer import SclSltTrainer, SclSltTrainingArguments
+    from trainers.training.trainer import SclSltTrainer, SclSltTrainingArguments
 
     training_args = SclSltTrainingArguments(
         output_dir=output_dir,

@@ -2,7 +2,8 @@
 
 The templates ship as package data (``pyproject.toml``: ``[tool.setuptools.package-data]``), so
 they load the same way from a source checkout, an editable install or a wheel. They are rendered
-by :func:`trainers.model_card.build_model_card` through ``huggingface_hub.ModelCard.from_template``.
+by :func:`trainers.publishing.model_card.build_model_card` through
+``huggingface_hub.ModelCard.from_template``.
 """
 
 from __future__ import annotations

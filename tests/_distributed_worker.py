@@ -23,8 +23,8 @@ from tests.test_trainer import (
     tiny_corpus,
     tiny_model,
 )
-from trainers.tokenization import train_tokenizer
-from trainers.trainer import SclSltTrainer
+from trainers.application.tokenization import train_tokenizer
+from trainers.training.trainer import SclSltTrainer
 
 NUM_SAMPLES = 16
 

@@ -20,9 +20,9 @@ from huggingface_hub import ModelCard, ModelCardData
 from datasets_scripts import make_synthetic_corpus
 from tests._corpus_builders import write_frames, write_video
 from tests.test_hub import save_tiny_model
-from trainers.cli import main
-from trainers.demo import demo_config
-from trainers.snapshots import Snapshot, save_snapshot, snapshot_filename
+from trainers.application.cli import main
+from trainers.application.demo import demo_config
+from trainers.method.snapshots import Snapshot, save_snapshot, snapshot_filename
 
 METRICS = {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l"}
 

@@ -13,7 +13,7 @@ import torch
 
 from tests._distributed_worker import NUM_SAMPLES
 from tests.test_trainer import tiny_corpus
-from trainers.sampler import PSCurriculumBatchSampler
+from trainers.method.sampler import PSCurriculumBatchSampler
 
 WORKER = Path(__file__).with_name("_distributed_worker.py")
 

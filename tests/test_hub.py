@@ -25,16 +25,16 @@ import modeling_scl_slt
 from datasets_scripts import load_sign_corpus, make_synthetic_corpus
 from modeling_scl_slt import SclSltForSignTranslation
 from tests._isolation import run_without_project
-from trainers.demo import demo_config
-from trainers.hub import (
+from trainers.application.demo import demo_config
+from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
+from trainers.publishing.hub import (
     CODE_FILES,
     HubError,
     prepare_dataset_upload,
     prepare_model_upload,
     upload_folder,
 )
-from trainers.model_card import LOCAL_PLACEHOLDER
-from trainers.tokenization import config_for_tokenizer, train_tokenizer
+from trainers.publishing.model_card import LOCAL_PLACEHOLDER
 
 SENTENCES = ["the rain comes", "sun in the north", "wind from the east strong", "cold night snow ice"]
 VIDEO_PREPROCESSING = {"size": 16, "resize": 20, "max_frames": 16}

@@ -12,8 +12,8 @@ import torch
 from modeling_scl_slt import SclSltForSignTranslation
 from tests._isolation import run_without_project
 from tests.test_trainer import SENTENCES, make_trainer
-from trainers.lora import apply_lora, lora_module_names, paper_lora_config
-from trainers.tokenization import config_for_tokenizer, train_tokenizer
+from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
+from trainers.training.lora import apply_lora, lora_module_names, paper_lora_config
 
 LAYERS = 2  # two layers per stack, so that the regex's layer index is exercised
 

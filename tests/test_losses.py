@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from modeling_scl_slt.similarity import pooled_similarity, video_text_similarity
-from trainers.losses import SelectiveContrastiveLoss, false_negative_mask
+from trainers.method.losses import SelectiveContrastiveLoss, false_negative_mask
 
 B, D = 6, 5
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from modeling_scl_slt.similarity import video_text_similarity
 from trainers import pair_selection
-from trainers.pair_selection import (
+from trainers.method.pair_selection import (
     SparseScores,
     compute_dense_scores,
     compute_sparse_scores,
@@ -16,7 +16,7 @@ from trainers.pair_selection import (
     load_pair_scores,
     save_pair_scores,
 )
-from trainers.snapshots import (
+from trainers.method.snapshots import (
     Snapshot,
     SnapshotSimilaritySeries,
     TensorSimilaritySeries,

@@ -30,7 +30,7 @@ from modeling_scl_slt import (
 from modeling_scl_slt.pipeline_scl_slt import custom_pipeline_entry, read_frame_folder, read_video_file
 from tests._corpus_builders import frame_pixels, write_frames, write_video
 from tests._isolation import run_without_project
-from trainers.tokenization import config_for_tokenizer, train_tokenizer
+from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 
 TASK = "sign-language-translation"
 SENTENCES = [
@@ -359,7 +359,7 @@ def test_package_exports() -> None:
 
 
 def test_pipeline_over_a_lora_adapter_folder(model_dir: Path, tmp_path: Path) -> None:
-    from trainers.lora import apply_lora
+    from trainers.training.lora import apply_lora
 
     base = SclSltForSignTranslation.from_pretrained(model_dir)
     lora = apply_lora(base)

@@ -14,10 +14,10 @@ from PIL import Image
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from datasets_scripts import DUPLICATE_RICH
-from trainers.cli import main
-from trainers.demo import demo_config
-from trainers.recipe import run_recipe
-from trainers.recipe_config import ConfigError, RecipeConfig
+from trainers.application.cli import main
+from trainers.application.demo import demo_config
+from trainers.application.recipe import run_recipe
+from trainers.application.recipe_config import ConfigError, RecipeConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -201,7 +201,7 @@ def test_recipe_from_pretrained_parts_trims_the_pretrained_vocabulary(tmp_path) 
     )
 
     from tests.test_pretrained_parts import TINY_MBART
-    from trainers.tokenization import train_tokenizer
+    from trainers.application.tokenization import train_tokenizer
 
     # A "pretrained" tokenizer that knows far more than the weather domain of the corpus.
     other_words = ["harbour", "violin", "theorem", "glacier", "orbit", "lantern", "meadow", "quartz"]

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from trainers.pair_selection import SparseScores
-from trainers.sampler import (
+from trainers.method.pair_selection import SparseScores
+from trainers.method.sampler import (
     NoDuplicatesBatchSampler,
     PSCurriculumBatchSampler,
     RandomBatchSampler,

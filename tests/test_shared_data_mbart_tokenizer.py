@@ -13,8 +13,8 @@ from transformers import AutoTokenizer
 
 from modeling_scl_slt import SclSltForSignTranslation
 from tests._shared_data import PHOENIX_SPLITS, phoenix_rows, shared_path
-from trainers.tokenization import config_for_tokenizer
-from trainers.vocabulary import trim_vocabulary
+from trainers.application.tokenization import config_for_tokenizer
+from trainers.application.vocabulary import trim_vocabulary
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from transformers import TrainerCallback
 from datasets_scripts import SignTranslationCollator, VideoTransform
 from modeling_scl_slt import SclSltForSignTranslation
 from modeling_scl_slt.similarity import cico_similarity
-from trainers.sampler import PSCurriculumBatchSampler
-from trainers.snapshots import load_snapshot_series
-from trainers.tokenization import config_for_tokenizer, train_tokenizer
-from trainers.trainer import (
+from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
+from trainers.method.sampler import PSCurriculumBatchSampler
+from trainers.method.snapshots import load_snapshot_series
+from trainers.training.trainer import (
     SclSltTrainer,
     SclSltTrainingArguments,
     blocked_similarity,
@@ -243,7 +243,7 @@ def test_pluggable_loss_and_sampler(tmp_path, tokenizer) -> None:
     calls = []
 
     def custom_loss(similarity_v2t, similarity_t2v, group_ids=None, logit_scale=None):
-        from trainers.losses import SelectiveContrastiveLoss
+        from trainers.method.losses import SelectiveContrastiveLoss
 
         calls.append(similarity_v2t.shape)
         return SelectiveContrastiveLoss()(similarity_v2t, similarity_t2v)
@@ -300,7 +300,7 @@ class StopAtStep(TrainerCallback):
 def scl_trainer(tmp_path, tokenizer, output: str, callbacks=()) -> tuple[SclSltTrainer, RecordingCollator]:
     _, eval_collator = collators(tokenizer)
     # No random augmentation: a resumed run re-draws the augmentation of the batch that the
-    # loader had read ahead before the checkpoint (documented in trainers/trainer.py).
+    # loader had read ahead before the checkpoint (documented in trainers/training/trainer.py).
     recorder = RecordingCollator(eval_collator)
     trainer = SclSltTrainer(
         model=tiny_model(tokenizer),

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainers.snapshots import Snapshot
-from trainers.trajectories import CATEGORIES, analyze_trajectories, write_trajectory_report
+from trainers.method.snapshots import Snapshot
+from trainers.method.trajectories import CATEGORIES, analyze_trajectories, write_trajectory_report
 
 # Hand-made trajectories of the 6 negatives of 3 samples over 3 snapshots (row = video, col = text):
 #   pair   s0    s1    s2    category (t=0.5)  decreasing at step 0→1, 1→2

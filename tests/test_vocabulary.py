@@ -11,8 +11,8 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from modeling_scl_slt import SclSltForSignTranslation
-from trainers.tokenization import config_for_tokenizer
-from trainers.vocabulary import trim_vocabulary
+from trainers.application.tokenization import config_for_tokenizer
+from trainers.application.vocabulary import trim_vocabulary
 
 WORDS = [
     *("rain", "sun", "snow", "wind", "fog", "north", "south", "east", "west", "coast", "mountains"),

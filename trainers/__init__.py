@@ -1,16 +1,24 @@
-"""The SCL training method: Pair Selection, curriculum sampling, selective contrastive loss, Trainer.
+"""SCL-SLT training, in subpackages by job:
 
-Importing this package does not import matplotlib (only the plotting function does); the
-Trainer, the recipe and the metrics (which pull in ``evaluate``, ``datasets`` and the corpus
-loaders) load on first access.
+- ``trainers.method``: the SCL method (snapshots and similarity series, trajectories, Pair
+  Selection, batch samplers, selective contrastive loss); it imports nothing below;
+- ``trainers.training``: ``SclSltTrainer``, its arguments, LoRA;
+- ``trainers.metrics``: BLEU-1..4 and ROUGE-L (also an offline ``evaluate`` module);
+- ``trainers.application``: the recipe and its config, CLI, demo, evaluation, tokenization,
+  vocabulary trimming;
+- ``trainers.publishing``: model cards and Hub uploads.
+
+Every name below is importable from ``trainers`` directly. Importing this package does not import
+matplotlib (only the plotting function does); the Trainer, the recipe and the metrics (which pull
+in ``evaluate``, ``datasets`` and the corpus loaders) load on first access.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from .losses import ContrastiveLossOutput, SelectiveContrastiveLoss, false_negative_mask
-from .pair_selection import (
+from .method.losses import ContrastiveLossOutput, SelectiveContrastiveLoss, false_negative_mask
+from .method.pair_selection import (
     SparseScores,
     compute_dense_scores,
     compute_pair_scores,
@@ -19,7 +27,7 @@ from .pair_selection import (
     load_pair_scores,
     save_pair_scores,
 )
-from .sampler import (
+from .method.sampler import (
     NoDuplicatesBatchSampler,
     PSCurriculumBatchSampler,
     RandomBatchSampler,
@@ -27,7 +35,7 @@ from .sampler import (
     curriculum_alpha,
     text_group_ids,
 )
-from .snapshots import (
+from .method.snapshots import (
     SimilaritySeries,
     Snapshot,
     SnapshotSimilaritySeries,
@@ -38,24 +46,29 @@ from .snapshots import (
     save_snapshot,
     snapshot_filename,
 )
-from .trajectories import TrajectoryReport, analyze_trajectories, plot_trajectories, write_trajectory_report
+from .method.trajectories import (
+    TrajectoryReport,
+    analyze_trajectories,
+    plot_trajectories,
+    write_trajectory_report,
+)
 
 # Heavy imports resolve on first access (PEP 562): name → submodule.
 _LAZY_NAMES = {
     "SIGN_TRANSLATION_METRIC_PATH": ".metrics",
     "compute_translation_metrics": ".metrics",
     "sign_translation_metric_path": ".metrics",
-    "SclSltTrainer": ".trainer",
-    "SclSltTrainingArguments": ".trainer",
-    "RecipeConfig": ".recipe_config",
-    "run_recipe": ".recipe",
-    "train_tokenizer": ".tokenization",
-    "build_model_card": ".model_card",
-    "apply_lora": ".lora",
-    "paper_lora_config": ".lora",
-    "trim_vocabulary": ".vocabulary",
-    "write_model_card": ".model_card",
-    "config_for_tokenizer": ".tokenization",
+    "SclSltTrainer": ".training.trainer",
+    "SclSltTrainingArguments": ".training.trainer",
+    "RecipeConfig": ".application.recipe_config",
+    "run_recipe": ".application.recipe",
+    "train_tokenizer": ".application.tokenization",
+    "build_model_card": ".publishing.model_card",
+    "apply_lora": ".training.lora",
+    "paper_lora_config": ".training.lora",
+    "trim_vocabulary": ".application.vocabulary",
+    "write_model_card": ".publishing.model_card",
+    "config_for_tokenizer": ".application.tokenization",
 }
 
 

@@ -260,7 +260,7 @@ def load_named_corpus(kind: str, path: str | Path, on_error: str = "raise", size
 
 
 def run_prepare(args: argparse.Namespace) -> None:
-    from .hub import prepare_dataset_upload
+    from ..publishing.hub import prepare_dataset_upload
 
     corpus = load_named_corpus(args.kind, args.path, args.on_error, args.size)
     folder = prepare_dataset_upload(corpus, args.output_dir)
@@ -339,8 +339,8 @@ def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 # --- analyze ----------------------------------------------------------------------------------
 def run_analyze(args: argparse.Namespace) -> None:
-    from .snapshots import load_snapshot_series
-    from .trajectories import analyze_trajectories, write_trajectory_report
+    from ..method.snapshots import load_snapshot_series
+    from ..method.trajectories import analyze_trajectories, write_trajectory_report
 
     if not Path(args.snapshot_dir).is_dir():
         raise FileNotFoundError(f"snapshot folder {args.snapshot_dir} does not exist")
@@ -403,7 +403,7 @@ def corpus_of_run(run_dir: Path) -> Any:
 
 # --- push -------------------------------------------------------------------------------------
 def run_push(args: argparse.Namespace) -> None:
-    from .hub import check_online, prepare_dataset_upload, prepare_model_upload, upload_folder
+    from ..publishing.hub import check_online, prepare_dataset_upload, prepare_model_upload, upload_folder
 
     if args.dataset and not args.dataset_repo_id:
         raise ValueError("--dataset needs --dataset-repo-id USER/NAME")
@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from datasets_scripts.errors import CorpusError
 
-    from .hub import HubError
+    from ..publishing.hub import HubError
     from .recipe_config import ConfigError
 
     try:

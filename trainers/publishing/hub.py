@@ -14,7 +14,7 @@ Decisions:
   .save_pretrained(...)``: that is what guarantees the code files, ``auto_map`` and
   ``custom_pipelines`` (``model.push_to_hub`` is not used: it writes its own README).
 * The model card is the run's ``README.md``; a final model folder of a recipe run without a card
-  gets one from :func:`trainers.model_card.write_model_card`.
+  gets one from :func:`trainers.publishing.model_card.write_model_card`.
 * A dataset is uploaded as the prepared parquet folder (``data/{split}.parquet``, frame bytes
   embedded by :func:`datasets_scripts.export_parquet`) rather than with ``Dataset.push_to_hub``.
   Both embed the frames; the folder can be tested offline and the upload path is the same as the

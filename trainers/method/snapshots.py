@@ -669,7 +669,7 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         """Queries ``[V_i, T_i]`` and keys ``[T_i, V_i]`` of ``rows`` (r, 2D) float32, last snapshot.
 
         ``query_i · key_j = 2 · candidate_block(i, j)``: an inner-product index over the keys
-        finds the candidates (see :func:`trainers.pair_selection.find_candidates`).
+        finds the candidates (see :func:`trainers.method.pair_selection.find_candidates`).
         """
         pooling = self.aggregation if self.aggregation != "cico" else self.candidate_pooling
         video, text = self.pooled(self.num_snapshots - 1, pooling)

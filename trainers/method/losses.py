@@ -10,7 +10,7 @@ is applied in the forward pass, so a scale above the cap gets no gradient until 
 Known false negatives — pairs (video i, text j), i ≠ j, whose target texts are identical — are
 removed from both softmaxes by setting their logits to −inf. The diagonal (the positives) is
 never masked. The "selective" part of the method lives mostly in the batch sampler
-(:class:`trainers.sampler.PSCurriculumBatchSampler`); this module adds the masking.
+(:class:`trainers.method.sampler.PSCurriculumBatchSampler`); this module adds the masking.
 """
 
 from __future__ import annotations

@@ -51,15 +51,15 @@ from datasets_scripts import (
 )
 from modeling_scl_slt import SclSltForSignTranslation
 
+from ..method.pair_selection import compute_pair_scores, save_pair_scores
+from ..method.snapshots import load_snapshot_series
+from ..method.trajectories import analyze_trajectories, write_trajectory_report
+from ..publishing.model_card import write_model_card
+from ..training.lora import apply_lora, paper_lora_config
+from ..training.trainer import SclSltTrainer, SclSltTrainingArguments
 from .evaluation import evaluate_split, set_generation_defaults, write_predictions
-from .lora import apply_lora, paper_lora_config
-from .model_card import write_model_card
-from .pair_selection import compute_pair_scores, save_pair_scores
 from .recipe_config import ConfigError, CorpusSection, RecipeConfig, StageSection
-from .snapshots import load_snapshot_series
 from .tokenization import config_for_tokenizer, train_tokenizer
-from .trainer import SclSltTrainer, SclSltTrainingArguments
-from .trajectories import analyze_trajectories, write_trajectory_report
 from .vocabulary import trim_vocabulary
 
 logger = logging.getLogger(__name__)

@@ -35,7 +35,11 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from model_cards import TRANSLATION_TEMPLATE, read_template
 
-from .metrics.sign_translation_metric import CHARACTER_TOKENIZERS, bleu_tokenizer, compute_translation_metrics
+from ..metrics.sign_translation_metric import (
+    CHARACTER_TOKENIZERS,
+    bleu_tokenizer,
+    compute_translation_metrics,
+)
 
 CARD_FILE = "README.md"
 LOCAL_PLACEHOLDER = "path/to/model"  # snippets without a repo_id (never the run's absolute path)

@@ -24,7 +24,7 @@ minimum. The ``<unk>`` entry therefore gets the original minimum as its score, w
 ``min_score`` (and every unknown-character score) exactly as before. The ``<unk>`` entry's own
 score plays no other part: the literal text ``<unk>`` is split off as a special token before the
 model runs. :func:`trim_vocabulary` still re-tokenises every text and raises if anything differs.
-WordLevel tokenizers (whole words, ``trainers.tokenization``) trim trivially. Texts outside the
+WordLevel tokenizers (whole words, ``trainers.application.tokenization``) trim trivially. Texts outside the
 corpus may be tokenised differently (pieces they need may be gone): trim on every text the model
 will read or write (all splits' targets).
 

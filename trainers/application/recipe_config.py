@@ -56,7 +56,7 @@ class ModelSection:
 
 @dataclass
 class LoraSection:
-    """LoRA on the visual encoder and decoder attention (trainers.lora.paper_lora_config)."""
+    """LoRA on the visual encoder and decoder attention (trainers.training.lora.paper_lora_config)."""
 
     enabled: bool = False
     r: int = 16

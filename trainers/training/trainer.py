@@ -43,11 +43,11 @@ from modeling_scl_slt import SclSltForSignTranslation, translation_loss
 from modeling_scl_slt.modeling_scl_slt import shift_tokens_right
 from modeling_scl_slt.similarity import video_text_similarity
 
-from .losses import ContrastiveLossOutput, SelectiveContrastiveLoss
-from .metrics import compute_translation_metrics
-from .pair_selection import SparseScores, load_pair_scores
-from .sampler import NoDuplicatesBatchSampler, PSCurriculumBatchSampler, RandomBatchSampler
-from .snapshots import Snapshot, pad_and_concatenate, save_snapshot, snapshot_filename
+from ..method.losses import ContrastiveLossOutput, SelectiveContrastiveLoss
+from ..method.pair_selection import SparseScores, load_pair_scores
+from ..method.sampler import NoDuplicatesBatchSampler, PSCurriculumBatchSampler, RandomBatchSampler
+from ..method.snapshots import Snapshot, pad_and_concatenate, save_snapshot, snapshot_filename
+from ..metrics import compute_translation_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -65,9 +65,9 @@ def apply_lora(model: nn.Module, config: peft.LoraConfig | None = None) -> peft.
 
     The model is modified in place (peft injects the LoRA layers into it): save a base checkpoint
     first if you need one. The text encoder stays frozen (peft freezes every base weight). Trim the
-    vocabulary (``trainers.vocabulary``) before this, not after. Before publishing the adapter, set
-    ``lora_model.peft_config["default"].base_model_name_or_path`` to the base model's Hub id (peft
-    fills it only for a model loaded with ``from_pretrained``).
+    vocabulary (``trainers.application.vocabulary``) before this, not after. Before publishing the
+    adapter, set ``lora_model.peft_config["default"].base_model_name_or_path`` to the base model's
+    Hub id (peft fills it only for a model loaded with ``from_pretrained``).
     """
     config = config if config is not None else paper_lora_config()
     return peft.get_peft_model(model, config)

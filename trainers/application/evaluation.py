@@ -13,7 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from datasets_scripts import SignTranslationCollator
 from modeling_scl_slt import SclSltForSignTranslation
 
-from .metrics import compute_translation_metrics
+from ..metrics import compute_translation_metrics
 
 
 @torch.inference_mode()

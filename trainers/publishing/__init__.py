@@ -1,0 +1,1 @@
+"""Publishing: model cards (``trainers.publishing.model_card``) and Hub uploads (``.hub``)."""
