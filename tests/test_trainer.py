@@ -16,11 +16,11 @@ from modeling_scl_slt.similarity import cico_similarity
 from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 from trainers.method.sampler import PSCurriculumBatchSampler
 from trainers.method.snapshots import load_snapshot_series
+from trainers.method.text_groups import text_group_ids
 from trainers.training.trainer import (
     SclSltTrainer,
     SclSltTrainingArguments,
     blocked_similarity,
-    identical_row_groups,
     retrieval_metrics,
 )
 
@@ -209,7 +209,7 @@ def test_contrastive_stage_evaluates_retrieval(tmp_path, tokenizer) -> None:
 
 def test_identical_label_rows_share_a_group() -> None:
     labels = torch.tensor([[5, 6, 2], [7, 2, -100], [5, 6, 2], [5, 2, -100]])
-    groups = identical_row_groups(labels)
+    groups = text_group_ids(labels)
     assert groups[0] == groups[2] and len(set(groups.tolist())) == 3
 
 

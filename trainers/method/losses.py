@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .text_groups import text_group_ids
+
 
 @dataclass
 class ContrastiveLossOutput:
@@ -75,8 +77,7 @@ def false_negative_mask(
     if texts is not None:
         if len(texts) != batch_size:
             raise ValueError(f"texts has {len(texts)} entries for a batch of {batch_size}.")
-        ids: dict[str, int] = {}
-        group_ids = torch.tensor([ids.setdefault(t, len(ids)) for t in texts], device=device)
+        group_ids = text_group_ids(texts).to(device)
     if group_ids is not None:
         if group_ids.shape != (batch_size,):
             raise ValueError(f"group_ids must have shape ({batch_size},), got {tuple(group_ids.shape)}.")

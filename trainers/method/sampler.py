@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Sampler
 
 from .pair_selection import SparseScores
+from .text_groups import text_group_ids, tight_threshold
 
 ScheduleName = Literal["log", "linear", "sqrt", "easy", "hard"]
 Schedule = ScheduleName | Callable[[int, int], float]
@@ -74,12 +75,6 @@ def curriculum_alpha(schedule: Schedule, epoch: int, num_epochs: int, log_base: 
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"The curriculum schedule returned alpha={alpha} at epoch {epoch}; expected [0, 1].")
     return alpha
-
-
-def text_group_ids(texts: Sequence[str]) -> torch.Tensor:
-    """(N,) long: equal ids for string-identical texts (exact match, no normalisation)."""
-    ids: dict[str, int] = {}
-    return torch.tensor([ids.setdefault(text, len(ids)) for text in texts], dtype=torch.long)
 
 
 def batch_score(scores: torch.Tensor | SparseScores, batch: Sequence[int]) -> float:
@@ -209,11 +204,11 @@ class NoDuplicatesBatchSampler(_EpochBatchSampler):
 
 
 def tight_groups(copies_left: Sequence[int], num_unused: int, batch_size: int) -> list[int]:
-    """Text groups with at least as many unused copies as batches left (> 1 batch left only)."""
-    batches_left = math.ceil(num_unused / batch_size)
-    if batches_left <= 1:
+    """The text groups that are tight (:func:`~trainers.method.text_groups.tight_threshold`)."""
+    threshold = tight_threshold(num_unused, batch_size)
+    if threshold is None:
         return []
-    return [group for group, count in enumerate(copies_left) if count >= batches_left]
+    return [group for group, count in enumerate(copies_left) if count >= threshold]
 
 
 class PSCurriculumBatchSampler(_EpochBatchSampler):
@@ -357,11 +352,11 @@ class PSCurriculumBatchSampler(_EpochBatchSampler):
 
     def tight_penalty(self, copies_left: torch.Tensor | None, unused: int) -> torch.Tensor | None:
         """(N,) 0 for samples whose text is tight (see module doc), +inf otherwise; None if none is."""
-        if copies_left is None:
+        threshold = tight_threshold(unused, self.batch_size)
+        if copies_left is None or threshold is None:
             return None
-        batches_left = math.ceil(unused / self.batch_size)
-        is_tight = copies_left >= batches_left  # (G,)
-        if batches_left <= 1 or not bool(is_tight.any()):
+        is_tight = copies_left >= threshold  # (G,)
+        if not bool(is_tight.any()):
             return None
         group_penalty = torch.where(is_tight, 0.0, float("inf"))  # (G,)
         return group_penalty.index_select(0, self.groups)  # index_select: far faster than [] here
@@ -539,14 +534,12 @@ class SparseEpochBuilder:
 
     def tight_members(self) -> torch.Tensor | None:
         """(k,) all copies of the tight texts (see the module doc), or None when no text is tight."""
-        if self.groups is None:
+        threshold = tight_threshold(self.unused, self.batch_size)
+        if self.groups is None or threshold is None:
             return None
-        batches_left = math.ceil(self.unused / self.batch_size)
-        if batches_left <= 1:
-            return None
-        # only texts that started with ≥ batches_left copies can still have that many
-        large = bisect.bisect_right(self.negated_sizes, -batches_left)
-        tight = [g for g in self.groups_by_size[:large] if self.copies_left[g] >= batches_left]
+        # only texts that started with ≥ threshold copies can still have that many
+        large = bisect.bisect_right(self.negated_sizes, -threshold)
+        tight = [g for g in self.groups_by_size[:large] if self.copies_left[g] >= threshold]
         if not tight:
             return None
         return torch.cat([self.members(g) for g in tight])

@@ -41,8 +41,8 @@ from typing import Literal
 
 import torch
 
-from .sampler import text_group_ids
 from .snapshots import SimilaritySeries, Snapshot, as_similarity_series
+from .text_groups import text_group_ids
 
 CATEGORIES = ("H->L", "H->H", "L->H", "L->L")
 CATEGORY_MEANINGS = {

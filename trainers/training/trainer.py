@@ -47,6 +47,7 @@ from ..method.losses import ContrastiveLossOutput, SelectiveContrastiveLoss
 from ..method.pair_selection import SparseScores, load_pair_scores
 from ..method.sampler import NoDuplicatesBatchSampler, PSCurriculumBatchSampler, RandomBatchSampler
 from ..method.snapshots import Snapshot, pad_and_concatenate, save_snapshot, snapshot_filename
+from ..method.text_groups import text_group_ids
 from ..metrics import compute_translation_metrics
 
 logger = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ class SclSltTrainer(Seq2SeqTrainer):
             raise ValueError(
                 f"stage {self.args.stage!r} needs text_input_ids from the collator (include_text=True)"
             )
-        group_ids = identical_row_groups(labels) if labels is not None else None
+        group_ids = text_group_ids(labels) if labels is not None else None
         return self.contrastive_loss(
             outputs.logits_per_video,
             outputs.logits_per_text,
@@ -364,12 +365,6 @@ class SclSltTrainer(Seq2SeqTrainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
-
-
-def identical_row_groups(labels: torch.Tensor) -> torch.Tensor:
-    """(B,) group ids: rows of ``labels`` (B, L) that are identical share an id."""
-    _, group_ids = torch.unique(labels, dim=0, return_inverse=True)
-    return group_ids
 
 
 class TranslationMetrics:
@@ -476,9 +471,7 @@ def retrieval_metrics(
         features, model.config.similarity_aggregation, model.config.similarity_temperature
     )
     groups = (
-        identical_row_groups(features["labels"])
-        if "labels" in features
-        else torch.arange(video_to_text.shape[0])
+        text_group_ids(features["labels"]) if "labels" in features else torch.arange(video_to_text.shape[0])
     )
     same_text = groups[:, None] == groups[None, :]  # (N, N)
     metrics = {}
