@@ -103,8 +103,8 @@ def step_frames_per_second(preset: str, tokenizer, batch: dict) -> tuple[float, 
     for _ in range(2):  # a warm-up step, then the timed one
         start = time.perf_counter()
         out = model(**batch)
-        targets = torch.arange(out.logits_per_video.shape[0])
-        contrastive = torch.nn.functional.cross_entropy(out.logit_scale * out.logits_per_video, targets)
+        targets = torch.arange(out.similarity_per_video.shape[0])
+        contrastive = torch.nn.functional.cross_entropy(out.logit_scale * out.similarity_per_video, targets)
         (out.loss + contrastive).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -81,9 +81,9 @@ def make_batch(frame_counts: list[int], args: argparse.Namespace, config: SclSlt
 def training_step(model, optimizer, batch: dict, autocast) -> None:
     with autocast():
         out = model(**batch)
-        targets = torch.arange(out.logits_per_video.shape[0], device=out.logits.device)
-        contrastive = F.cross_entropy(out.logits_per_video / 0.07, targets)
-        contrastive = (contrastive + F.cross_entropy(out.logits_per_text / 0.07, targets)) / 2
+        targets = torch.arange(out.similarity_per_video.shape[0], device=out.logits.device)
+        contrastive = F.cross_entropy(out.similarity_per_video / 0.07, targets)
+        contrastive = (contrastive + F.cross_entropy(out.similarity_per_text / 0.07, targets)) / 2
         loss = out.loss + contrastive
     loss.backward()
     optimizer.step()

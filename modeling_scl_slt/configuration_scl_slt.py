@@ -8,6 +8,8 @@ from typing import Any
 from transformers import MBartConfig, PretrainedConfig, ResNetConfig
 from transformers.utils.versions import require_version
 
+from .similarity import AGGREGATIONS
+
 # The oldest transformers this code is tested with (the floor of pyproject.toml, proven by CI's
 # minimum-versions run). A model folder's code runs in its user's environment: refuse older
 # releases with one clear message rather than fail somewhere deep inside them.
@@ -17,7 +19,6 @@ require_version(
     f"SCL-SLT models need transformers {MIN_TRANSFORMERS_VERSION} or newer: pip install -U transformers",
 )
 
-SIMILARITY_AGGREGATIONS = ("cico", "cls", "mean")
 PIPELINE_TASK = "sign-language-translation"
 
 # ResNet-18: what the paper's frame backbone (ImageNet-pretrained ResNet-18) looks like.
@@ -242,10 +243,9 @@ class SclSltConfig(PretrainedConfig):
             self.custom_pipelines = {task: entry for task, entry in custom.items() if task != PIPELINE_TASK}
 
     def _validate(self) -> None:
-        if self.similarity_aggregation not in SIMILARITY_AGGREGATIONS:
+        if self.similarity_aggregation not in AGGREGATIONS:
             raise ValueError(
-                f"similarity_aggregation must be one of {SIMILARITY_AGGREGATIONS}, "
-                f"got {self.similarity_aggregation!r}"
+                f"similarity_aggregation must be one of {AGGREGATIONS}, got {self.similarity_aggregation!r}"
             )
         if self.temporal_kernel_size % 2 != 1:
             raise ValueError(f"temporal_kernel_size must be odd, got {self.temporal_kernel_size}")

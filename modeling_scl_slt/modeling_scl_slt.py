@@ -7,7 +7,6 @@ stdlib, torch, transformers and its sibling files, through ``from .x import y``.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import typing
 from dataclasses import dataclass
@@ -18,34 +17,23 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.models.mbart.modeling_mbart import MBartDecoder, MBartEncoder
-from transformers.models.resnet.modeling_resnet import ResNetModel
 
 from .configuration_scl_slt import PIPELINE_TASK, SclSltConfig
-from .similarity import video_text_similarity
+from .learned_parameters_scl_slt import ClsToken, LogitScale
+from .text_branch_scl_slt import SclSltTextBranchMixin
+from .video_encoder_scl_slt import MaskedBatchNorm1d as MaskedBatchNorm1d
+from .video_encoder_scl_slt import SclSltEncoderOutput, SclSltVideoEncoder, downsample_frame_mask
+from .video_encoder_scl_slt import TemporalBlock as TemporalBlock
+from .video_encoder_scl_slt import TemporalModule as TemporalModule
+from .video_encoder_scl_slt import validated_frame_mask as validated_frame_mask
 
 AUTO_MAP = {
     "AutoConfig": "configuration_scl_slt.SclSltConfig",
     "AutoModel": "modeling_scl_slt.SclSltForSignTranslation",
     "AutoModelForSeq2SeqLM": "modeling_scl_slt.SclSltForSignTranslation",
 }
-
-
-@dataclass
-class SclSltEncoderOutput(BaseModelOutput):
-    """Output of the video encoder.
-
-    Args:
-        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_tokens, d_model)`):
-            Visual tokens after the visual encoder. ``num_tokens = num_frames // 4`` (``+ 1`` with
-            a [CLS] token, which sits at position 0).
-        attention_mask (`torch.LongTensor` of shape `(batch_size, num_tokens)`):
-            1 for tokens made of real frames only, 0 for padding.
-        hidden_states, attentions: as in `BaseModelOutput`, when requested.
-    """
-
-    attention_mask: torch.LongTensor | None = None
 
 
 def _cache_field_name() -> str:
@@ -92,14 +80,16 @@ class SclSltOutput(Seq2SeqLMOutput):
             L2-normalised projected text tokens, when the text branch ran.
         text_attention_mask (`torch.LongTensor` of shape `(batch_size, text_length)`, *optional*):
             Mask of the text tokens.
-        logits_per_video (`torch.FloatTensor` of shape `(batch_size, batch_size)`, *optional*):
-            Video→text similarity of every video with every text of the batch, UNSCALED (cosine
-            based, in [-1, 1]); the contrastive loss owns the learnable logit scale.
-        logits_per_text (`torch.FloatTensor` of shape `(batch_size, batch_size)`, *optional*):
+        similarity_per_video (`torch.FloatTensor` of shape `(batch_size, batch_size)`, *optional*):
+            Video→text similarity of every video with every text of the batch, unscaled (cosine
+            based, in [-1, 1]). These are not logits: CLIP's ``logits_per_image`` corresponds to
+            ``logit_scale * similarity_per_video``, which the contrastive loss forms (it clamps the
+            scale first).
+        similarity_per_text (`torch.FloatTensor` of shape `(batch_size, batch_size)`, *optional*):
             Text→video similarity (rows are texts). For ``cls``/``mean`` it is the transpose of
-            ``logits_per_video``; for ``cico`` it is computed separately.
+            ``similarity_per_video``; for ``cico`` it is computed separately.
         logit_scale (`torch.FloatTensor` of shape `()`, *optional*):
-            The learnable scale ``exp(model.logit_scale)`` (unclamped) that the contrastive loss
+            The learnable scale ``model.logit_scale()`` (unclamped) that the contrastive loss
             multiplies the similarities by, when the text branch ran.
         decoder_hidden_states, decoder_attentions, cross_attentions, encoder_hidden_states,
         encoder_attentions: as in `Seq2SeqLMOutput`, when requested.
@@ -109,172 +99,9 @@ class SclSltOutput(Seq2SeqLMOutput):
     video_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
     text_attention_mask: torch.LongTensor | None = None
-    logits_per_video: torch.FloatTensor | None = None
-    logits_per_text: torch.FloatTensor | None = None
+    similarity_per_video: torch.FloatTensor | None = None
+    similarity_per_text: torch.FloatTensor | None = None
     logit_scale: torch.FloatTensor | None = None
-
-
-class MaskedBatchNorm1d(nn.BatchNorm1d):
-    """BatchNorm over ``(B, C, T)`` whose training statistics use real time steps only.
-
-    Padding therefore changes neither the normalisation of real steps nor the running
-    statistics. In eval mode it is a plain ``BatchNorm1d`` (per-position, padding-independent).
-    """
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if not self.training or mask is None:
-            return super().forward(hidden)
-        mask = mask.bool()
-        steps = hidden.transpose(1, 2)  # (B, T, C)
-        real = steps[mask]  # (n_real, C)
-        if self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        normed = F.batch_norm(
-            real, self.running_mean, self.running_var, self.weight, self.bias, True, momentum, self.eps
-        )
-        out = steps.new_zeros(steps.shape)
-        out[mask] = normed
-        return out.transpose(1, 2)
-
-
-class TemporalBlock(nn.Module):
-    """Conv1d (same length) + BatchNorm + ReLU + MaxPool1d(2). ``(B, C_in, T) → (B, C_out, T // 2)``."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        self.norm = MaskedBatchNorm1d(out_channels)
-        self.pool = nn.MaxPool1d(2)
-
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``hidden`` (B, C_in, T) with zeros at padded steps, ``mask`` (B, T) bool, real steps first."""
-        hidden = self.pool(F.relu(self.norm(self.conv(hidden), mask)))  # (B, C_out, T // 2)
-        pooled_len = mask.shape[1] // 2
-        # A pooled step is real iff both of its frames are: lengths become floor(L / 2) exactly.
-        mask = mask[:, : 2 * pooled_len].reshape(mask.shape[0], pooled_len, 2).all(dim=-1)
-        # Zero padded steps so that the next convolution sees what a lone clip's zero padding gives.
-        return hidden * mask.unsqueeze(1).to(hidden.dtype), mask
-
-
-class TemporalModule(nn.Module):
-    """Stack of :class:`TemporalBlock`: ``(B, T, C_frame) → (B, T // 2**n, d_model)``."""
-
-    def __init__(self, config: SclSltConfig) -> None:
-        super().__init__()
-        widths = [config.frame_feature_size]
-        widths += [config.temporal_hidden_size] * (config.temporal_num_blocks - 1)
-        widths += [config.text_config.d_model]
-        self.blocks = nn.ModuleList(
-            TemporalBlock(widths[i], widths[i + 1], config.temporal_kernel_size)
-            for i in range(config.temporal_num_blocks)
-        )
-
-    def forward(self, frames: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = frames.transpose(1, 2)  # (B, C, T)
-        for block in self.blocks:
-            hidden, mask = block(hidden, mask)
-        return hidden.transpose(1, 2), mask  # (B, T', d_model), (B, T')
-
-
-class SclSltVideoEncoder(nn.Module):
-    """Frames → visual tokens: ResNet per real frame, temporal module, mBART encoder.
-
-    This is what ``generate()`` runs once per call (``get_encoder()``).
-    """
-
-    def __init__(self, config: SclSltConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.backbone = ResNetModel(config.backbone_config)
-        self.temporal = TemporalModule(config)
-        self.visual_encoder = MBartEncoder(config.text_config)
-        # The visual encoder reads inputs_embeds only: its token table would be dead weight.
-        self.visual_encoder.embed_tokens = None
-        d_model = config.text_config.d_model
-        self.cls_token = (
-            nn.Parameter(torch.zeros(1, 1, d_model)) if config.similarity_aggregation == "cls" else None
-        )
-
-    def frame_features(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-        """ResNet features of the real frames only (padding costs no CNN compute).
-
-        ``pixel_values`` (B, T, 3, H, W), ``frame_mask`` (B, T) bool → (B, T, C) with zeros at padding.
-        """
-        real_frames = pixel_values[frame_mask]  # (n_real, 3, H, W)
-        pooled = self.backbone(real_frames).pooler_output.flatten(1)  # (n_real, C)
-        features = pooled.new_zeros(*frame_mask.shape, pooled.shape[-1])
-        features[frame_mask] = pooled
-        return features
-
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
-    ) -> SclSltEncoderOutput:
-        frame_mask = validated_frame_mask(pixel_values, attention_mask, self.config.temporal_downsampling)
-        frames = self.frame_features(pixel_values, frame_mask)  # (B, T, C)
-        tokens, token_mask = self.temporal(frames, frame_mask)  # (B, T', d), (B, T')
-        if self.cls_token is not None:
-            tokens = torch.cat(
-                [self.cls_token.expand(tokens.shape[0], -1, -1).to(tokens.dtype), tokens], dim=1
-            )
-            token_mask = F.pad(token_mask, (1, 0), value=True)
-        token_mask = token_mask.long()
-        encoded = self.visual_encoder(
-            inputs_embeds=tokens,
-            attention_mask=token_mask,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-        )
-        return SclSltEncoderOutput(
-            last_hidden_state=encoded.last_hidden_state,
-            hidden_states=encoded.hidden_states,
-            attentions=encoded.attentions,
-            attention_mask=token_mask,
-        )
-
-
-def validated_frame_mask(
-    pixel_values: torch.Tensor, attention_mask: torch.Tensor | None, min_frames: int
-) -> torch.Tensor:
-    """Check the video batch and return its frame mask as bool (B, T); ``None`` means all real."""
-    if pixel_values.dim() != 5 or pixel_values.shape[2] != 3:
-        raise ValueError(
-            f"pixel_values must have shape (batch, frames, 3, height, width), got {tuple(pixel_values.shape)}"
-        )
-    batch, num_frames = pixel_values.shape[:2]
-    if attention_mask is None:
-        return torch.ones(batch, num_frames, dtype=torch.bool, device=pixel_values.device)
-    if tuple(attention_mask.shape) != (batch, num_frames):
-        raise ValueError(
-            f"attention_mask must have shape (batch, frames) = {(batch, num_frames)}, "
-            f"got {tuple(attention_mask.shape)}"
-        )
-    mask = attention_mask.bool()
-    lengths = mask.sum(dim=1)
-    if bool((mask != (torch.arange(num_frames, device=mask.device) < lengths[:, None])).any()):
-        raise ValueError("attention_mask must put the real frames first and the padding after them")
-    too_short = (lengths < min_frames).nonzero().flatten().tolist()
-    if too_short:
-        counts = ", ".join(f"video {i}: {int(lengths[i])}" for i in too_short)
-        raise ValueError(
-            f"every video needs at least {min_frames} real frames (the temporal module downsamples "
-            f"by {min_frames}); got {counts}"
-        )
-    return mask
-
-
-def downsample_frame_mask(frame_mask: torch.Tensor, config: SclSltConfig, num_tokens: int) -> torch.Tensor:
-    """The visual-token mask (B, num_tokens) that a frame mask (B, T) becomes in the video encoder."""
-    lengths = frame_mask.long().sum(dim=1) // config.temporal_downsampling
-    if config.similarity_aggregation == "cls":
-        lengths = lengths + 1
-    return (torch.arange(num_tokens, device=frame_mask.device) < lengths[:, None]).long()
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -298,13 +125,13 @@ class SclSltPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
-        if isinstance(module, SclSltVideoEncoder) and module.cls_token is not None:
-            nn.init.normal_(module.cls_token, std=self.config.text_config.init_std)
-        if isinstance(module, SclSltForSignTranslation) and module.logit_scale is not None:
-            nn.init.constant_(module.logit_scale, math.log(self.config.logit_scale_init_value))
+        if isinstance(module, ClsToken):
+            nn.init.normal_(module.embedding, std=self.config.text_config.init_std)
+        if isinstance(module, LogitScale):
+            module.reset_parameters()
 
 
-class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
+class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin, SclSltTextBranchMixin):
     """Gloss-free sign language translation with an optional contrastive text branch.
 
     Inputs: ``pixel_values`` (B, T, 3, H, W) float, ImageNet-normalised frames; ``attention_mask``
@@ -326,12 +153,12 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         self.text_encoder: MBartEncoder | None = None
         self.video_projection: nn.Linear | None = None
         self.text_projection: nn.Linear | None = None
-        self.logit_scale: nn.Parameter | None = None
+        self.logit_scale: LogitScale | None = None
         if config.use_text_branch:
             self.text_encoder = MBartEncoder(text_config)
             self.video_projection = nn.Linear(text_config.d_model, config.projection_dim, bias=False)
             self.text_projection = nn.Linear(text_config.d_model, config.projection_dim, bias=False)
-            self.logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init_value)))
+            self.logit_scale = LogitScale(config.logit_scale_init_value)
         self.post_init()
         self._apply_text_encoder_freeze()
 
@@ -354,11 +181,6 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
-    def _apply_text_encoder_freeze(self) -> None:
-        if self.text_encoder is not None and self.config.freeze_text_encoder:
-            self.text_encoder.requires_grad_(False)
-            self.text_encoder.eval()
-
     def train(self, mode: bool = True) -> SclSltForSignTranslation:
         super().train(mode)
         # A frozen encoder stays in eval mode: no dropout noise in the targets of the contrastive loss.
@@ -369,14 +191,6 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
         return self
-
-    def drop_text_branch(self) -> None:
-        """Remove the text encoder, the projections and the logit scale (stage-2 checkpoints)."""
-        self.text_encoder = None
-        self.video_projection = None
-        self.text_projection = None
-        self.logit_scale = None
-        self.config.use_text_branch = False
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
         """Save weights (safetensors), the config and the code files for remote loading.
@@ -402,58 +216,6 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         model = super().from_pretrained(*args, **kwargs)
         model._apply_text_encoder_freeze()
         return model
-
-    # --- features and similarity ------------------------------------------------------------
-    def get_video_features(
-        self, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised projected visual tokens (B, Lv, P) and their mask (B, Lv)."""
-        encoded = self.video_encoder(pixel_values, attention_mask)
-        return self.project_video_tokens(encoded.last_hidden_state), encoded.attention_mask
-
-    def project_video_tokens(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(B, Lv, d_model) encoder states → (B, Lv, P) normalised projections."""
-        self._require_text_branch()
-        return F.normalize(self.video_projection(hidden), dim=-1)
-
-    def get_text_features(
-        self, text_input_ids: torch.Tensor, text_attention_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised projected text tokens (B, Lt, P) and their mask (B, Lt)."""
-        self._require_text_branch()
-        if text_attention_mask is None:
-            text_attention_mask = (text_input_ids != self.config.pad_token_id).long()
-        frozen = not any(p.requires_grad for p in self.text_encoder.parameters())
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            hidden = self.text_encoder(
-                input_ids=text_input_ids, attention_mask=text_attention_mask
-            ).last_hidden_state
-        return F.normalize(self.text_projection(hidden), dim=-1), text_attention_mask
-
-    def similarity(
-        self,
-        video_embeds: torch.Tensor,
-        video_mask: torch.Tensor,
-        text_embeds: torch.Tensor,
-        text_mask: torch.Tensor,
-        aggregation: str | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unscaled video→text (Nv, Nt) and text→video (Nt, Nv) similarity of projected tokens.
-
-        ``aggregation`` defaults to ``config.similarity_aggregation`` (``cico``, ``cls`` or ``mean``).
-        """
-        return video_text_similarity(
-            video_embeds,
-            video_mask,
-            text_embeds,
-            text_mask,
-            aggregation=aggregation or self.config.similarity_aggregation,
-            temperature=self.config.similarity_temperature,
-        )
-
-    def _require_text_branch(self) -> None:
-        if self.text_encoder is None:
-            raise ValueError("this model has no text branch (config.use_text_branch=False)")
 
     # --- forward -----------------------------------------------------------------------------
     def forward(
@@ -551,28 +313,6 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
             return torch.ones(encoder_states.shape[:2], dtype=torch.long, device=encoder_states.device)
         return downsample_frame_mask(frame_mask, self.config, encoder_states.shape[1])
 
-    def _contrastive_outputs(
-        self,
-        encoder_states: torch.Tensor,
-        encoder_mask: torch.Tensor,
-        text_input_ids: torch.Tensor,
-        text_attention_mask: torch.Tensor | None,
-    ) -> dict[str, torch.Tensor]:
-        """The text-branch fields of :class:`SclSltOutput`."""
-        video_embeds = self.project_video_tokens(encoder_states)
-        text_embeds, text_mask = self.get_text_features(text_input_ids, text_attention_mask)
-        logits_per_video, logits_per_text = self.similarity(
-            video_embeds, encoder_mask, text_embeds, text_mask
-        )
-        return {
-            "video_embeds": video_embeds,
-            "text_embeds": text_embeds,
-            "text_attention_mask": text_mask,
-            "logits_per_video": logits_per_video,
-            "logits_per_text": logits_per_text,
-            "logit_scale": self.logit_scale.exp(),
-        }
-
     # --- construction from pretrained parts ----------------------------------------------------
     @classmethod
     def from_pretrained_parts(
@@ -590,27 +330,9 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         ``config_overrides`` set other [`SclSltConfig`] fields (e.g. ``tgt_lang``,
         ``projection_dim``); ``decoder_start_token_id`` defaults to the mBART config's.
         """
-        resnet = _load_part(backbone, "ResNetModel")
-        mbart = _load_part(text_model, "MBartForConditionalGeneration")
-        resnet_model = getattr(resnet, "resnet", resnet)
-        text_config = mbart.config.to_dict()
-        if "decoder_start_token_id" in config_overrides:
-            text_config["decoder_start_token_id"] = config_overrides.pop("decoder_start_token_id")
-        config = SclSltConfig(
-            backbone_config=resnet_model.config.to_dict(), text_config=text_config, **config_overrides
-        )
-        model = cls(config)
-        model.video_encoder.backbone.load_state_dict(resnet_model.state_dict())
-        encoder_state = {
-            k: v for k, v in mbart.model.encoder.state_dict().items() if not k.startswith("embed_tokens")
-        }
-        model.video_encoder.visual_encoder.load_state_dict(encoder_state)
-        model.decoder.load_state_dict(mbart.model.decoder.state_dict())
-        model.lm_head.weight.data.copy_(mbart.lm_head.weight.data)
-        if model.text_encoder is not None:
-            model.text_encoder.load_state_dict(mbart.model.encoder.state_dict())
-        model._apply_text_encoder_freeze()
-        return model
+        from .pretrained_parts_scl_slt import build_from_pretrained_parts
+
+        return build_from_pretrained_parts(cls, backbone, text_model, **config_overrides)
 
 
 def translation_loss(

@@ -10,10 +10,14 @@ Every sample must have at least one real token: an all-padding row has no simila
 
 from __future__ import annotations
 
+import typing
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
-AGGREGATIONS = ("cico", "cls", "mean")
+Aggregation = Literal["cico", "cls", "mean"]
+AGGREGATIONS: tuple[str, ...] = typing.get_args(Aggregation)
 
 
 def masked_mean_pool(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

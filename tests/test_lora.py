@@ -79,13 +79,13 @@ def test_trainable_parameters_are_lora_and_the_documented_modules(tokenizer, tra
     lora = apply_lora(tiny_model(tokenizer), paper_lora_config(train_backbone=train_backbone))
     names = trainable_names(lora)
     saved_modules = {name.split(".modules_to_save.")[0] for name in names if ".modules_to_save." in name}
-    expected_modules = {"video_encoder.temporal", "video_projection", "text_projection"}
+    expected_modules = {"video_encoder.temporal", "video_projection", "text_projection", "logit_scale"}
     if train_backbone:
         expected_modules.add("video_encoder.backbone")
     assert saved_modules == {f"base_model.model.{module}" for module in expected_modules}
     others = {name for name in names if ".modules_to_save." not in name}
     assert others and all(".lora_A." in name or ".lora_B." in name for name in others)
-    assert not any("text_encoder" in name or "logit_scale" in name for name in names)
+    assert not any("text_encoder" in name for name in names)
     base = lora.get_base_model()
     assert not any(p.requires_grad for p in base.text_encoder.parameters())
 
@@ -200,3 +200,29 @@ def test_merge_and_unload_gives_the_adapter_outputs(tokenizer) -> None:
     assert isinstance(merged, SclSltForSignTranslation)
     assert not any(isinstance(m, peft.tuners.lora.LoraLayer) for m in merged.modules())
     assert torch.allclose(decoder_logits(merged, inputs), expected, atol=1e-5)
+
+
+def test_logit_scale_and_cls_token_train_and_travel_with_the_adapter(tmp_path, tokenizer) -> None:
+    torch.manual_seed(0)
+    config = config_for_tokenizer("tiny", tokenizer, "en_XX", similarity_aggregation="cls")
+    model = SclSltForSignTranslation(config)
+    model.save_pretrained(tmp_path / "base")
+    lora = apply_lora(model)
+    trainer = make_trainer(tmp_path, tokenizer, model=lora, stage="scl", learning_rate=1e-2, max_steps=2)
+    trainer.pair_selection_scores = torch.randn(8, 8, generator=torch.Generator().manual_seed(1))
+    base = lora.get_base_model()
+    scale_before = float(base.logit_scale.modules_to_save["default"]())
+    token_before = base.video_encoder.cls_token.modules_to_save["default"].embedding.detach().clone()
+    trainer.train()
+
+    trained_scale = base.logit_scale.modules_to_save["default"]()
+    trained_token = base.video_encoder.cls_token.modules_to_save["default"].embedding
+    assert float(trained_scale) != pytest.approx(scale_before, abs=1e-6)
+    assert not torch.equal(trained_token, token_before)
+
+    lora.peft_config["default"].base_model_name_or_path = str(tmp_path / "base")
+    lora.save_pretrained(tmp_path / "adapter")
+    loaded = peft.AutoPeftModelForSeq2SeqLM.from_pretrained(tmp_path / "adapter", trust_remote_code=True)
+    merged = loaded.merge_and_unload()
+    assert float(merged.logit_scale()) == pytest.approx(float(trained_scale), abs=1e-6)
+    assert torch.allclose(merged.video_encoder.cls_token.embedding, trained_token, atol=1e-6)

@@ -49,19 +49,19 @@ def test_output_shapes(aggregation: str) -> None:
     assert out.encoder_attention_mask.sum(dim=1).tolist() == [5 + extra, 3 + extra]  # floor(13 / 4) = 3
     assert out.video_embeds.shape == (2, tokens, 8)
     assert out.text_embeds.shape == (2, 5, 8)
-    assert out.logits_per_video.shape == (2, 2)
-    assert out.logits_per_text.shape == (2, 2)
+    assert out.similarity_per_video.shape == (2, 2)
+    assert out.similarity_per_text.shape == (2, 2)
     assert torch.allclose(out.video_embeds.norm(dim=-1), torch.ones(2, tokens), atol=1e-5)
     assert out.loss.shape == ()
     if aggregation != "cico":
-        assert torch.allclose(out.logits_per_text, out.logits_per_video.T)
+        assert torch.allclose(out.similarity_per_text, out.similarity_per_video.T)
 
 
 def test_without_text_inputs_no_contrastive_outputs() -> None:
     model = tiny_model()
     pixels, mask = video_batch([8, 8])
     out = model(pixel_values=pixels, attention_mask=mask, labels=LABELS)
-    assert out.logits_per_video is None and out.text_embeds is None
+    assert out.similarity_per_video is None and out.text_embeds is None
 
 
 def test_save_load_round_trip(tmp_path) -> None:
@@ -75,7 +75,7 @@ def test_save_load_round_trip(tmp_path) -> None:
         expected = model(pixel_values=pixels, attention_mask=mask, labels=LABELS, text_input_ids=TEXT_IDS)
         actual = loaded(pixel_values=pixels, attention_mask=mask, labels=LABELS, text_input_ids=TEXT_IDS)
     assert torch.equal(expected.logits, actual.logits)
-    assert torch.equal(expected.logits_per_text, actual.logits_per_text)
+    assert torch.equal(expected.similarity_per_text, actual.similarity_per_text)
     for field in ("similarity_aggregation", "projection_dim", "decoder_start_token_id", "tgt_lang"):
         assert getattr(loaded.config, field) == getattr(model.config, field)
     assert loaded.config.text_config.d_model == D_MODEL
@@ -123,7 +123,7 @@ def test_loss_finite_and_gradients_reach_every_trained_part() -> None:
     model = tiny_model().train()
     pixels, mask = video_batch([16, 12])
     out = model(pixel_values=pixels, attention_mask=mask, labels=LABELS, text_input_ids=TEXT_IDS)
-    contrastive = -(out.logits_per_video.diag().mean() + out.logits_per_text.diag().mean())
+    contrastive = -(out.similarity_per_video.diag().mean() + out.similarity_per_text.diag().mean())
     assert torch.isfinite(out.loss)
     (out.loss + contrastive).backward()
     parts = {

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from modeling_scl_slt.similarity import video_text_similarity
-from trainers import pair_selection
+from trainers.method import pair_selection
 from trainers.method.pair_selection import (
     SparseScores,
     compute_dense_scores,

@@ -146,7 +146,7 @@ def test_reference_stage_trains_contrastively_and_writes_snapshots(tmp_path, tok
     before = trainable_state(trainer.model)
     trainer.train()
     after = trainable_state(trainer.model)
-    assert not torch.equal(before["logit_scale"], after["logit_scale"])
+    assert not torch.equal(before["logit_scale.log_scale"], after["logit_scale.log_scale"])
     assert torch.equal(before["decoder.layers.0.fc1.weight"], after["decoder.layers.0.fc1.weight"])
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert logged and all("loss_contrastive" in entry and "loss_translation" not in entry for entry in logged)

@@ -133,7 +133,7 @@ def model_outputs(model, tokenizer, decoder_ids: torch.Tensor) -> tuple[torch.Te
             text_input_ids=text["input_ids"],
             text_attention_mask=text["attention_mask"],
         )
-    return output.logits, output.logits_per_video
+    return output.logits, output.similarity_per_video
 
 
 def test_logits_of_kept_tokens_are_unchanged(tokenizer, trimmed) -> None:

@@ -35,11 +35,9 @@ from .method.sampler import (
     curriculum_alpha,
     text_group_ids,
 )
+from .method.similarity_series import SimilaritySeries, SnapshotSimilaritySeries, TensorSimilaritySeries
 from .method.snapshots import (
-    SimilaritySeries,
     Snapshot,
-    SnapshotSimilaritySeries,
-    TensorSimilaritySeries,
     load_snapshot,
     load_snapshot_series,
     pad_and_concatenate,

@@ -56,6 +56,7 @@ from ..method.snapshots import load_snapshot_series
 from ..method.trajectories import analyze_trajectories, write_trajectory_report
 from ..publishing.model_card import write_model_card
 from ..training.lora import apply_lora, paper_lora_config
+from ..training.stages import get_stage
 from ..training.trainer import SclSltTrainer, SclSltTrainingArguments
 from .evaluation import evaluate_split, set_generation_defaults, write_predictions
 from .recipe_config import ConfigError, CorpusSection, RecipeConfig, StageSection
@@ -290,9 +291,11 @@ def run_stage(
         report(f"stage {stage}: already done ({model_dir})")
         return model_dir
     section: StageSection = getattr(config, stage)
+    spec = get_stage(stage)
     model: Any = SclSltForSignTranslation.from_pretrained(init_dir)
-    if stage == "translate":
+    if not spec.contrastive_loss:
         model.drop_text_branch()
+    if spec.evaluates_by_generation:
         set_generation_defaults(model, config.translate.num_beams, config.translate.max_new_tokens)
     if config.lora.enabled:
         lora = config.lora
@@ -313,7 +316,7 @@ def run_stage(
         + (f", resuming {checkpoint}" if checkpoint else "")
     )
     trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = trainer.evaluate() if stage == "scl" else {}
+    metrics = trainer.evaluate() if spec.reports_retrieval else {}
     if trainer.is_world_process_zero():
         save_stage_model(trainer.accelerator.unwrap_model(trainer.model), model_dir)
         tokenizer.save_pretrained(model_dir)

@@ -26,11 +26,9 @@ from .sampler import (
     curriculum_alpha,
     text_group_ids,
 )
+from .similarity_series import SimilaritySeries, SnapshotSimilaritySeries, TensorSimilaritySeries
 from .snapshots import (
-    SimilaritySeries,
     Snapshot,
-    SnapshotSimilaritySeries,
-    TensorSimilaritySeries,
     load_snapshot,
     load_snapshot_series,
     pad_and_concatenate,

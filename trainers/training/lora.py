@@ -8,18 +8,16 @@ What trains under :func:`paper_lora_config` (a documented choice; the paper name
 * **Fully trained** (peft ``modules_to_save``: a trainable copy saved with the adapter): the parts
   that mBART-50 does not provide and that therefore cannot be adapted from a pretrained state —
   the temporal module (``video_encoder.temporal``), the contrastive projections
-  (``video_projection``, ``text_projection``) and, with ``train_backbone=True`` (default), the
-  ResNet frame backbone (``video_encoder.backbone``; the paper says only that it is
-  ImageNet-pretrained, so training it end to end is our default). ``train_backbone=False`` keeps the
-  ResNet frozen (less memory and compute: no backbone gradients).
-  Names missing from a model (a stage-2 model without the text branch) are skipped by peft.
+  (``video_projection``, ``text_projection``), the learnable logit scale (``logit_scale``), the
+  [CLS] video token (``video_encoder.cls_token``, ``cls`` aggregation only) and, with
+  ``train_backbone=True`` (default), the ResNet frame backbone (``video_encoder.backbone``; the
+  paper says only that it is ImageNet-pretrained, so training it end to end is our default).
+  ``train_backbone=False`` keeps the ResNet frozen (less memory and compute: no backbone
+  gradients). Names missing from a model (a stage-2 model without the text branch) are skipped by
+  peft. The logit scale and the [CLS] token are small modules (``LogitScale``, ``ClsToken``) so
+  that this works: peft saves whole modules only.
 * **Frozen**: the text encoder (the model freezes it itself), token and position embeddings,
   ``lm_head`` (tied to the decoder embeddings), layer norms and feed-forward layers.
-* **Frozen, a limitation of peft**: the bare parameters ``logit_scale`` and (``cls``
-  aggregation only) ``video_encoder.cls_token``. peft can only save whole modules next to an
-  adapter; a trained bare parameter would be silently lost from the adapter folder and from
-  Trainer checkpoints. The logit scale therefore keeps its stored value (1/0.07 for a fresh
-  model), i.e. a fixed contrastive temperature under LoRA.
 """
 
 from __future__ import annotations
@@ -36,7 +34,13 @@ ATTENTION_PROJECTIONS = (
     r"\.(q_proj|k_proj|v_proj|out_proj)"
 )
 # Parts without a pretrained mBART counterpart, trained in full next to the adapter.
-NEW_MODULES = ("video_encoder.temporal", "video_projection", "text_projection")
+NEW_MODULES = (
+    "video_encoder.temporal",
+    "video_projection",
+    "text_projection",
+    "logit_scale",
+    "video_encoder.cls_token",
+)
 BACKBONE = "video_encoder.backbone"
 
 

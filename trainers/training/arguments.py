@@ -1,0 +1,101 @@
+"""`SclSltTrainingArguments` and the typed choices of its fields.
+
+Every field has a type that ``transformers.HfArgumentParser`` turns into a command-line option:
+enums and ``Literal`` choices become ``choices=``. In Python, ``batch_sampler`` and
+``contrastive_loss`` also take a class or a callable (see their help).
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from torch import nn
+from torch.utils.data import Sampler
+from transformers import Seq2SeqTrainingArguments
+
+from ..method.losses import ContrastiveLossOutput
+from ..method.sampler import ScheduleName
+
+StageName = Literal["reference", "scl", "translate"]
+STAGE_NAMES: tuple[str, ...] = typing.get_args(StageName)
+
+
+class BatchSamplers(StrEnum):
+    """The built-in batch samplers (``trainers.method.sampler``); ``AUTO`` is the stage's default."""
+
+    AUTO = "auto"
+    RANDOM = "random"
+    NO_DUPLICATES = "no_duplicates"
+    PS_CURRICULUM = "ps_curriculum"
+
+
+class ContrastiveLosses(StrEnum):
+    """The built-in contrastive losses: in-batch CLIP with identical texts masked, or plain CLIP."""
+
+    SELECTIVE = "selective"
+    CLIP = "clip"
+
+
+# A name (what a command line gives) or, in Python, a class or callable. HfArgumentParser keeps the
+# enum of such a union, so the command line offers the names as choices.
+BatchSamplerChoice = BatchSamplers | str | type[Sampler] | Callable[..., Sampler]
+ContrastiveLossChoice = ContrastiveLosses | str | type[nn.Module] | Callable[..., ContrastiveLossOutput]
+
+
+@dataclass
+class SclSltTrainingArguments(Seq2SeqTrainingArguments):
+    """`Seq2SeqTrainingArguments` plus the SCL-SLT stage settings.
+
+    ``remove_unused_columns`` defaults to False: the collator needs the corpus columns
+    (``frames``, ``text``) that the model's ``forward`` does not name.
+    """
+
+    stage: StageName = field(
+        default="scl",
+        metadata={"help": "reference (contrastive only), scl (PS batches + both losses) or translate."},
+    )
+    batch_sampler: BatchSamplerChoice = field(
+        default=BatchSamplers.AUTO,
+        metadata={
+            "help": "auto (reference: random, scl: ps_curriculum, translate: the Trainer's own), random, "
+            "no_duplicates, ps_curriculum; in Python also a Sampler class (built from the keyword "
+            "arguments it names) or a callable trainer -> batch sampler."
+        },
+    )
+    contrastive_loss: ContrastiveLossChoice = field(
+        default=ContrastiveLosses.SELECTIVE,
+        metadata={
+            "help": "selective (identical texts masked) or clip (no masking); in Python also an nn.Module "
+            "class or a callable (similarity_v2t, similarity_t2v, group_ids, logit_scale) -> "
+            "ContrastiveLossOutput."
+        },
+    )
+    contrastive_weight: float = field(default=1.0, metadata={"help": "Weight of the contrastive loss."})
+    translation_weight: float = field(default=1.0, metadata={"help": "Weight of the translation loss."})
+    max_logit_scale: float = field(default=100.0, metadata={"help": "Clamp of the learnable logit scale."})
+    curriculum_schedule: ScheduleName = field(
+        default="log", metadata={"help": "PS curriculum: log, linear, sqrt, easy or hard."}
+    )
+    curriculum_log_base: float = field(default=10.0, metadata={"help": "Base b of the log schedule."})
+    avoid_duplicate_texts: bool = field(
+        default=True, metadata={"help": "Keep identical target texts out of one batch (text-aware samplers)."}
+    )
+    pair_selection_scores: str | None = field(
+        default=None, metadata={"help": "safetensors file of Pair Selection scores (stage scl)."}
+    )
+    snapshot_interval: int = field(
+        default=5, metadata={"help": "Reference stage: snapshot every this many epochs (and at the end)."}
+    )
+    snapshot_dir: str | None = field(
+        default=None, metadata={"help": "Where reference snapshots go (default: output_dir/snapshots)."}
+    )
+    metric_language: str = field(
+        default="de", metadata={"help": "BLEU tokenisation: 13a for de/en/..., characters for zh."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep corpus columns for the collator."}
+    )

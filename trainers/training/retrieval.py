@@ -1,0 +1,113 @@
+"""Video↔text retrieval over an evaluation set: the metric of stages reference and scl."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch.utils.data import DataLoader
+
+from modeling_scl_slt import SclSltForSignTranslation
+from modeling_scl_slt.similarity import video_text_similarity
+
+from ..method.snapshots import pad_and_concatenate
+from ..method.text_groups import text_group_ids
+
+
+@torch.no_grad()
+def collect_features(
+    model: SclSltForSignTranslation, dataloader: DataLoader, device: torch.device | str
+) -> dict[str, torch.Tensor]:
+    """Projected video and text tokens of every sample, in dataloader order, padded to one length.
+
+    Returns ``video_tokens`` (N, Lv, P), ``video_mask`` (N, Lv), ``text_tokens`` (N, Lt, P),
+    ``text_mask`` (N, Lt) on the CPU, and ``labels`` (N, L) when the batches carry labels.
+    """
+    was_training = model.training
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = defaultdict(list)
+    for batch in dataloader:
+        batch = {
+            key: value.to(device) if isinstance(value, torch.Tensor) else value
+            for key, value in batch.items()
+        }
+        video, video_mask = model.get_video_features(batch["pixel_values"], batch.get("attention_mask"))
+        text, text_mask = model.get_text_features(batch["text_input_ids"], batch.get("text_attention_mask"))
+        for name, tensor in (
+            ("video", video),
+            ("video_mask", video_mask),
+            ("text", text),
+            ("text_mask", text_mask),
+        ):
+            parts[name].append(tensor.float().cpu())
+        if "labels" in batch:
+            parts["labels"].append(batch["labels"].cpu())
+    model.train(was_training)
+    video_tokens, video_mask = pad_and_concatenate(parts["video"], parts["video_mask"])
+    text_tokens, text_mask = pad_and_concatenate(parts["text"], parts["text_mask"])
+    features = {
+        "video_tokens": video_tokens,
+        "video_mask": video_mask,
+        "text_tokens": text_tokens,
+        "text_mask": text_mask,
+    }
+    if parts["labels"]:
+        features["labels"] = pad_label_rows(parts["labels"])
+    return features
+
+
+def pad_label_rows(blocks: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate (B_i, L_i) label blocks, padding with -100 to the longest L."""
+    length = max(block.shape[1] for block in blocks)
+    return torch.cat(
+        [torch.nn.functional.pad(block, (0, length - block.shape[1]), value=-100) for block in blocks]
+    )
+
+
+def blocked_similarity(
+    features: dict[str, torch.Tensor], aggregation: str, temperature: float, block_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Video→text (N, N) and text→video (N, N) similarity of collected features, in video blocks.
+
+    For CiCo the two differ (each direction has its own token matching), so both are kept.
+    """
+    video_to_text, text_to_video = [], []
+    for start in range(0, features["video_tokens"].shape[0], block_size):
+        block = slice(start, start + block_size)
+        rows, columns = video_text_similarity(
+            features["video_tokens"][block],
+            features["video_mask"][block],
+            features["text_tokens"],
+            features["text_mask"],
+            aggregation=aggregation,
+            temperature=temperature,
+        )  # (b, N), (N, b)
+        video_to_text.append(rows)
+        text_to_video.append(columns)
+    return torch.cat(video_to_text), torch.cat(text_to_video, dim=1)
+
+
+def retrieval_metrics(
+    model: SclSltForSignTranslation, dataloader: DataLoader, device: torch.device | str
+) -> dict[str, float]:
+    """Video→text and text→video recall at 1/5/10 (×100) over an evaluation set.
+
+    A retrieved text counts as correct when it is identical to the target (same label row), so
+    a duplicated sentence is not a miss: identical texts cannot be told apart.
+    """
+    features = collect_features(model, dataloader, device)
+    video_to_text, text_to_video = blocked_similarity(
+        features, model.config.similarity_aggregation, model.config.similarity_temperature
+    )
+    groups = (
+        text_group_ids(features["labels"]) if "labels" in features else torch.arange(video_to_text.shape[0])
+    )
+    same_text = groups[:, None] == groups[None, :]  # (N, N)
+    metrics = {}
+    for direction, scores in (("video_to_text", video_to_text), ("text_to_video", text_to_video)):
+        ranking = scores.argsort(dim=1, descending=True)  # (N, N)
+        hits = same_text.gather(1, ranking)  # (N, N) bool, in rank order
+        first_hit = hits.float().argmax(dim=1)  # rank of the first correct item
+        for k in (1, 5, 10):
+            metrics[f"{direction}_r{k}"] = 100.0 * float((first_hit < k).float().mean())
+    return metrics
