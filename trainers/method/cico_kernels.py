@@ -18,6 +18,7 @@ weights (:func:`mean_weights`). The two agree within float32 rounding.
 
 from __future__ import annotations
 
+import typing
 from typing import Literal
 
 import torch
@@ -25,7 +26,7 @@ import torch
 from modeling_scl_slt.similarity import cico_similarity
 
 Direction = Literal["both", "video_to_text", "text_to_video"]
-DIRECTIONS = ("both", "video_to_text", "text_to_video")
+DIRECTIONS: tuple[str, ...] = typing.get_args(Direction)
 
 FUSED_MIN_TEMPERATURE = 0.015  # below, exp(1/τ) summed over tokens could overflow float32
 PADDING_LOGIT = -1.0e4  # times 1/τ ≥ 1: exp2 underflows to exactly 0 in float32

@@ -28,6 +28,7 @@ Two storage modes, both computed block by block with bounded memory:
 
 from __future__ import annotations
 
+import typing
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from safetensors.torch import save_file
 from .snapshots import SimilaritySeries, Snapshot, as_similarity_series
 
 ScoreKind = Literal["delta", "slope"]
-SCORE_KINDS = ("delta", "slope")
+SCORE_KINDS: tuple[str, ...] = typing.get_args(ScoreKind)
 
 
 @dataclass

@@ -32,18 +32,20 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.errors import HTTPError
 from transformers import AutoTokenizer
 
+import modeling_scl_slt
 from datasets_scripts import export_parquet
 
 from .model_card import CARD_FILE, LOCAL_PLACEHOLDER, write_model_card
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILE = "tokenizer_config.json"
-CODE_FILES = (
-    "configuration_scl_slt.py",
-    "modeling_scl_slt.py",
-    "similarity.py",
-    "pipeline_scl_slt.py",
-    "video_processing.py",
+# Every module of the model package travels with the weights (save_pretrained copies them all).
+CODE_FILES = tuple(
+    sorted(
+        path.name
+        for path in Path(modeling_scl_slt.__file__).parent.glob("*.py")
+        if path.name != "__init__.py"
+    )
 )
 UPLOAD_FILES = ("config.json", "generation_config.json", TOKENIZER_FILE, CARD_FILE, *CODE_FILES)
 RUN_MARKERS = ("recipe.yaml", "metrics.json")  # a folder holding both is a recipe run directory

@@ -8,9 +8,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from modeling_scl_slt import SclSltForSignTranslation
-from modeling_scl_slt.similarity import video_text_similarity
 
-from ..method.snapshots import pad_and_concatenate
+from ..method.similarity_series import SnapshotSimilaritySeries
+from ..method.snapshots import Snapshot, pad_and_concatenate
 from ..method.text_groups import text_group_ids
 
 
@@ -67,24 +67,35 @@ def pad_label_rows(blocks: list[torch.Tensor]) -> torch.Tensor:
 def blocked_similarity(
     features: dict[str, torch.Tensor], aggregation: str, temperature: float, block_size: int = 64
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Video→text (N, N) and text→video (N, N) similarity of collected features, in video blocks.
+    """Video→text (N, N) and text→video (N, N) similarity of collected features.
 
-    For CiCo the two differ (each direction has its own token matching), so both are kept.
+    Computed block by block by the similarity series of Pair Selection (with its reference CiCo
+    kernel, the model's own maths), over a one-snapshot series of ``features``. For CiCo the two
+    directions differ (each has its own token matching), so both are computed.
     """
-    video_to_text, text_to_video = [], []
-    for start in range(0, features["video_tokens"].shape[0], block_size):
-        block = slice(start, start + block_size)
-        rows, columns = video_text_similarity(
-            features["video_tokens"][block],
-            features["video_mask"][block],
-            features["text_tokens"],
-            features["text_mask"],
-            aggregation=aggregation,
-            temperature=temperature,
-        )  # (b, N), (N, b)
-        video_to_text.append(rows)
-        text_to_video.append(columns)
-    return torch.cat(video_to_text), torch.cat(text_to_video, dim=1)
+    snapshot = Snapshot.from_embeddings(
+        sample_ids=range(features["video_tokens"].shape[0]),
+        step=0,
+        epoch=0,
+        video_tokens=features["video_tokens"],
+        video_mask=features["video_mask"],
+        text_tokens=features["text_tokens"],
+        text_mask=features["text_mask"],
+        aggregation=aggregation,
+        temperature=temperature,
+    )
+    everything = torch.arange(snapshot.num_samples)
+
+    def similarity(direction: str) -> torch.Tensor:  # (N videos, N texts)
+        series = SnapshotSimilaritySeries(
+            [snapshot], direction=direction, tile_size=block_size, cico_kernel="reference"
+        )
+        return series.block(0, everything, everything)
+
+    video_to_text = similarity("video_to_text")
+    if aggregation != "cico":
+        return video_to_text, video_to_text.T
+    return video_to_text, similarity("text_to_video").T
 
 
 def retrieval_metrics(
