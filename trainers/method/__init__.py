@@ -24,7 +24,6 @@ from .sampler import (
     RandomBatchSampler,
     batch_score,
     curriculum_alpha,
-    text_group_ids,
 )
 from .similarity_series import SimilaritySeries, SnapshotSimilaritySeries, TensorSimilaritySeries
 from .snapshots import (
@@ -35,6 +34,7 @@ from .snapshots import (
     save_snapshot,
     snapshot_filename,
 )
+from .text_groups import text_group_ids, tight_threshold
 from .trajectories import TrajectoryReport, analyze_trajectories, plot_trajectories, write_trajectory_report
 
 __all__ = [
@@ -66,5 +66,6 @@ __all__ = [
     "save_snapshot",
     "snapshot_filename",
     "text_group_ids",
+    "tight_threshold",
     "write_trajectory_report",
 ]
