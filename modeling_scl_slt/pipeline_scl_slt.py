@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import Pipeline
+from transformers import GenerationConfig, Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .video_processing import VideoTransform, pad_clips, uniform_frame_indices
@@ -28,6 +28,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 EXPECTED_INPUT = "a video file, a folder of frame images or a (T, H, W, 3) uint8 array"
 # The collator's longest training target: the pipeline's default generation length.
 DEFAULT_MAX_NEW_TOKENS = 128
+# transformers' own default (None in 5.17 and 5.24; generate then applies 20): no length chosen.
+GENERIC_MAX_LENGTH = GenerationConfig().max_length
 
 VideoInput = str | os.PathLike | np.ndarray | torch.Tensor
 
@@ -143,13 +145,15 @@ class SignLanguageTranslationPipeline(Pipeline):
     def default_length(self, generate_kwargs: dict[str, Any]) -> dict[str, int]:
         """``max_new_tokens`` unless the call or the model's generation config sets a length.
 
-        The generic default (``max_length=20``) would cut real sentences. The pipeline's default is
+        The model's config sets one with ``max_new_tokens`` or with a ``max_length`` other than
+        transformers' generic default (20 tokens), which would cut real sentences. The pipeline's default is
         :data:`DEFAULT_MAX_NEW_TOKENS`, capped by the decoder's position table (the start token
         takes one position).
         """
         if generate_kwargs.keys() & {"generation_config", "max_new_tokens", "max_length"}:
             return {}
-        if self.model.generation_config.max_new_tokens is not None:
+        model_config = self.model.generation_config
+        if model_config.max_new_tokens is not None or model_config.max_length != GENERIC_MAX_LENGTH:
             return {}
         longest = self.model.config.text_config.max_position_embeddings - 1
         return {"max_new_tokens": min(DEFAULT_MAX_NEW_TOKENS, longest)}

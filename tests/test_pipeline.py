@@ -233,6 +233,10 @@ def test_default_length_is_capped_by_the_decoder_positions(model_dir: Path) -> N
     assert translate.default_length({}) == {"max_new_tokens": longest}
     assert translate.default_length({"max_length": 5}) == {}
     assert translate.default_length({"max_new_tokens": 3}) == {}
+    generic = translate.model.generation_config.max_length
+    translate.model.generation_config.max_length = 30  # a length the model chose: it is followed
+    assert translate.default_length({}) == {}
+    translate.model.generation_config.max_length = generic
     clip = random_clip(9, seed=7)
     expected = expected_text_at(translate, clip, max_new_tokens=longest)
     assert translate(clip) == [{"translation_text": expected}]
