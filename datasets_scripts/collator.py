@@ -22,7 +22,7 @@ from .transforms import VideoTransform
 __all__ = ["LABEL_PAD_ID", "MIN_FRAMES", "SignTranslationCollator"]
 
 LABEL_PAD_ID = -100  # ignored by the cross-entropy loss
-MIN_FRAMES = 4  # the temporal module downsamples ×4
+MIN_FRAMES = 4  # the default model's temporal module downsamples ×4 (config.temporal_downsampling)
 
 
 @dataclass
@@ -48,7 +48,8 @@ class SignTranslationCollator:
         max_target_length: the longest target in tokens, eos included; longer ones are cut and
             keep their final eos.
         include_text: also return the text branch's inputs.
-        min_frames: clips shorter than this (after the transform) are refused.
+        min_frames: clips shorter than this (after the transform) are refused; pass the model's
+            ``config.temporal_downsampling`` (the default is that of the default model).
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -111,7 +112,7 @@ class SignTranslationCollator:
         if clip.shape[0] < self.min_frames:
             raise ValueError(
                 f"{_sample_name(example, index)} has {clip.shape[0]} frames; at least {self.min_frames} "
-                "are needed (the temporal module downsamples ×4)"
+                f"are needed (the model's temporal module downsamples time ×{self.min_frames})"
             )
         return clip
 

@@ -298,7 +298,11 @@ def evaluate_model(args: argparse.Namespace, dataset: Any) -> tuple[dict[str, fl
     model = SclSltForSignTranslation.from_pretrained(args.model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     set_generation_defaults(model, args.num_beams, args.max_new_tokens)
-    collator = SignTranslationCollator(tokenizer, evaluation_transform(model.config.video_preprocessing))
+    collator = SignTranslationCollator(
+        tokenizer,
+        evaluation_transform(model.config.video_preprocessing),
+        min_frames=model.config.temporal_downsampling,
+    )
     return evaluate_split(model, dataset, collator, tokenizer, args.language, batch_size=args.batch_size)
 
 

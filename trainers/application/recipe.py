@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +48,7 @@ from datasets_scripts import (
     load_sign_corpus,
     make_synthetic_corpus,
 )
-from modeling_scl_slt import SclSltForSignTranslation
+from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
 
 from ..method.pair_selection import compute_pair_scores, save_pair_scores
 from ..method.snapshots import load_snapshot_series
@@ -57,34 +56,16 @@ from ..method.trajectories import analyze_trajectories, write_trajectory_report
 from ..publishing.model_card import write_model_card
 from ..training.lora import apply_lora, paper_lora_config
 from ..training.stages import get_stage
-from ..training.trainer import SclSltTrainer, SclSltTrainingArguments
+from ..training.trainer import SclSltTrainer
 from .evaluation import evaluate_split, set_generation_defaults, write_predictions
-from .recipe_config import ConfigError, CorpusSection, RecipeConfig, StageSection
+from .recipe_config import ConfigError, CorpusSection, RecipeConfig
+from .run_paths import RunPaths
+from .stage_arguments import stage_arguments
 from .tokenization import config_for_tokenizer, train_tokenizer
 from .vocabulary import trim_vocabulary
 
 logger = logging.getLogger(__name__)
 Report = Callable[[str], None]
-
-
-class RunPaths:
-    """Where each recipe output lives inside the run directory."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.config = self.root / "recipe.yaml"
-        self.corpus = self.root / "corpus"
-        self.tokenizer = self.root / "tokenizer"
-        self.initial = self.root / "initial"
-        self.snapshots = self.root / "snapshots"
-        self.trajectories = self.root / "trajectories.json"
-        self.pair_scores = self.root / "pair_scores.safetensors"
-        self.predictions = self.root / "predictions"
-        self.metrics = self.root / "metrics.json"
-        self.model = self.root / "model"
-
-    def stage(self, name: str) -> Path:
-        return self.root / name
 
 
 def run_recipe(
@@ -113,8 +94,7 @@ def run_recipe(
     if state.is_main_process and not (paths.initial / "config.json").exists():
         prepare_initial_model(config, corpus, paths, report)
     state.wait_for_everyone()
-    tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
-    collators = make_collators(config, tokenizer)
+    tokenizer, collators = run_collators(config, paths)
 
     reference_dir = run_stage("reference", paths.initial, config, corpus, tokenizer, collators, paths, report)
     if state.is_main_process:
@@ -241,15 +221,28 @@ def video_preprocessing(config: RecipeConfig) -> dict[str, Any]:
     return {"size": video.image_size, "resize": video.resize, "max_frames": video.max_frames}
 
 
+def run_collators(
+    config: RecipeConfig, paths: RunPaths
+) -> tuple[PreTrainedTokenizerBase, dict[str, SignTranslationCollator]]:
+    """The run's tokenizer and its collators, which refuse clips too short for the initial model."""
+    tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
+    min_frames = SclSltConfig.from_pretrained(paths.initial).temporal_downsampling
+    return tokenizer, make_collators(config, tokenizer, min_frames)
+
+
 def make_collators(
-    config: RecipeConfig, tokenizer: PreTrainedTokenizerBase
+    config: RecipeConfig, tokenizer: PreTrainedTokenizerBase, min_frames: int
 ) -> dict[str, SignTranslationCollator]:
-    """Training (random crop + augmentation) and evaluation (centre crop) collators."""
+    """Training (random crop + augmentation) and evaluation (centre crop) collators.
+
+    ``min_frames`` is the model's ``config.temporal_downsampling``: shorter clips are refused.
+    """
     common = video_preprocessing(config)
     train_transform = VideoTransform(train=True, augment=config.video.augment, **common)
+    evaluation_transform = VideoTransform(train=False, **common)
     return {
-        "train": SignTranslationCollator(tokenizer, train_transform),
-        "eval": SignTranslationCollator(tokenizer, VideoTransform(train=False, **common)),
+        "train": SignTranslationCollator(tokenizer, train_transform, min_frames=min_frames),
+        "eval": SignTranslationCollator(tokenizer, evaluation_transform, min_frames=min_frames),
     }
 
 
@@ -290,7 +283,6 @@ def run_stage(
     if (stage_dir / "DONE").exists():
         report(f"stage {stage}: already done ({model_dir})")
         return model_dir
-    section: StageSection = getattr(config, stage)
     spec = get_stage(stage)
     model: Any = SclSltForSignTranslation.from_pretrained(init_dir)
     if not spec.contrastive_loss:
@@ -300,7 +292,8 @@ def run_stage(
     if config.lora.enabled:
         lora = config.lora
         model = apply_lora(model, paper_lora_config(lora.r, lora.alpha, lora.dropout, lora.train_backbone))
-    args = stage_arguments(stage, section, config, stage_dir, len(corpus["train"]))
+    num_processes = PartialState().num_processes
+    args = stage_arguments(stage, config, paths, len(corpus["train"]), num_processes)
     trainer = SclSltTrainer(
         model=model,
         args=args,
@@ -332,76 +325,6 @@ def save_stage_model(model: Any, model_dir: Path) -> None:
     if isinstance(model, PeftModel):
         model = model.merge_and_unload()
     model.save_pretrained(model_dir)
-
-
-def device_arguments(config: RecipeConfig) -> dict[str, Any]:
-    """Device, precision and data-loading arguments shared by every stage."""
-    return {
-        "use_cpu": not torch.cuda.is_available(),
-        "bf16": config.precision == "bf16",
-        "fp16": config.precision == "fp16",
-        "dataloader_num_workers": config.num_workers,
-    }
-
-
-def stage_arguments(
-    stage: str, section: StageSection, config: RecipeConfig, stage_dir: Path, num_train: int
-) -> SclSltTrainingArguments:
-    """Trainer arguments of one stage from its config section."""
-    values: dict[str, Any] = {
-        "output_dir": str(stage_dir),
-        "stage": stage,
-        "num_train_epochs": section.epochs,
-        "per_device_train_batch_size": section.batch_size,
-        "per_device_eval_batch_size": section.eval_batch_size,
-        "learning_rate": section.learning_rate,
-        "weight_decay": section.weight_decay,
-        "warmup_steps": section.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        "lr_scheduler_type": section.lr_scheduler,
-        "gradient_accumulation_steps": section.gradient_accumulation_steps,
-        "max_grad_norm": section.max_grad_norm,
-        "logging_steps": section.logging_steps,
-        "save_strategy": "epoch",
-        "save_total_limit": 1,
-        "seed": config.seed,
-        "report_to": [],
-        "metric_language": config.corpus.language,
-        "disable_tqdm": True,
-        **device_arguments(config),
-    }
-    if stage == "reference":
-        values.update(
-            snapshot_interval=config.reference.snapshot_interval,
-            snapshot_dir=str(RunPaths(stage_dir.parent).snapshots),
-            ddp_find_unused_parameters=True,  # the decoder takes no part in contrastive-only training
-        )
-    elif stage == "scl":
-        scl = config.scl
-        values.update(
-            batch_sampler=scl.batch_sampler,
-            contrastive_loss=scl.contrastive_loss,
-            contrastive_weight=scl.contrastive_weight,
-            translation_weight=scl.translation_weight,
-            curriculum_schedule=scl.schedule,
-            curriculum_log_base=scl.log_base,
-            avoid_duplicate_texts=scl.avoid_duplicate_texts,
-            pair_selection_scores=str(RunPaths(stage_dir.parent).pair_scores),
-        )
-    else:
-        steps_per_epoch = math.ceil(num_train / (section.batch_size * section.gradient_accumulation_steps))
-        eval_steps = max(1, round(steps_per_epoch * config.translate.eval_every_epochs))
-        values.update(
-            label_smoothing_factor=config.translate.label_smoothing,
-            predict_with_generate=True,
-            eval_strategy="steps",
-            eval_steps=eval_steps,
-            save_strategy="steps",
-            save_steps=eval_steps,
-            load_best_model_at_end=True,
-            metric_for_best_model="bleu4",
-            greater_is_better=True,
-        )
-    return SclSltTrainingArguments(**values)
 
 
 def analyse_reference_run(config: RecipeConfig, corpus: DatasetDict, paths: RunPaths, report: Report) -> None:

@@ -96,6 +96,8 @@ class ReferenceSection(StageSection):
     """Stage 0: plain contrastive run that records snapshots."""
 
     snapshot_interval: int = 5
+    # the paper's reference run is plain in-batch CLIP ("clip"); "selective" masks identical texts
+    contrastive_loss: str = "clip"
 
 
 @dataclass
@@ -120,6 +122,8 @@ class SclSection(StageSection):
     translation_weight: float = 1.0
     avoid_duplicate_texts: bool = True
     init_from: Literal["initial", "reference"] = "initial"
+    # label smoothing of the translation cross-entropy; null: translate.label_smoothing
+    label_smoothing: float | None = None
 
 
 @dataclass

@@ -34,8 +34,13 @@ class BatchSamplers(StrEnum):
 
 
 class ContrastiveLosses(StrEnum):
-    """The built-in contrastive losses: in-batch CLIP with identical texts masked, or plain CLIP."""
+    """The built-in contrastive losses: in-batch CLIP with identical texts masked, or plain CLIP.
 
+    ``AUTO`` is the stage's default: plain CLIP in stage reference (the paper's trajectories come
+    from plain in-batch CLIP), selective in stage scl.
+    """
+
+    AUTO = "auto"
     SELECTIVE = "selective"
     CLIP = "clip"
 
@@ -67,9 +72,10 @@ class SclSltTrainingArguments(Seq2SeqTrainingArguments):
         },
     )
     contrastive_loss: ContrastiveLossChoice = field(
-        default=ContrastiveLosses.SELECTIVE,
+        default=ContrastiveLosses.AUTO,
         metadata={
-            "help": "selective (identical texts masked) or clip (no masking); in Python also an nn.Module "
+            "help": "auto (reference: clip, scl: selective), selective (identical texts masked) or clip "
+            "(no masking); in Python also an nn.Module "
             "class or a callable (similarity_v2t, similarity_t2v, group_ids, logit_scale) -> "
             "ContrastiveLossOutput."
         },

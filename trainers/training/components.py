@@ -14,6 +14,7 @@ from ..method.losses import ContrastiveLossOutput, SelectiveContrastiveLoss
 from ..method.pair_selection import SparseScores, load_pair_scores
 from ..method.sampler import NoDuplicatesBatchSampler, PSCurriculumBatchSampler, RandomBatchSampler
 from .arguments import BatchSamplers, ContrastiveLosses, SclSltTrainingArguments
+from .stages import Stage
 
 if TYPE_CHECKING:
     from .trainer import SclSltTrainer
@@ -25,8 +26,13 @@ BATCH_SAMPLERS: dict[BatchSamplers, type[Sampler]] = {
 }
 
 
-def build_contrastive_loss(args: SclSltTrainingArguments) -> Callable[..., ContrastiveLossOutput]:
-    """``args.contrastive_loss``: a :class:`ContrastiveLosses` name, an ``nn.Module`` class or a callable."""
+def build_contrastive_loss(
+    args: SclSltTrainingArguments, stage: Stage
+) -> Callable[..., ContrastiveLossOutput] | None:
+    """``args.contrastive_loss``: a :class:`ContrastiveLosses` name, an ``nn.Module`` class or a callable.
+
+    ``auto`` is the stage's default; None for a stage without a contrastive loss.
+    """
     choice = args.contrastive_loss
     if isinstance(choice, str):
         if choice not in list(ContrastiveLosses):
@@ -34,10 +40,15 @@ def build_contrastive_loss(args: SclSltTrainingArguments) -> Callable[..., Contr
             raise ValueError(
                 f"contrastive_loss must be one of {names}, a class or a callable, got {choice!r}"
             )
+        choice = ContrastiveLosses(choice)
+        if choice is ContrastiveLosses.AUTO:
+            choice = stage.default_contrastive_loss
+        if choice is None:
+            return None
         return SelectiveContrastiveLoss(
             learnable_logit_scale=False,  # the model owns the learnable scale
             max_logit_scale=args.max_logit_scale,
-            mask_false_negatives=ContrastiveLosses(choice) is ContrastiveLosses.SELECTIVE,
+            mask_false_negatives=choice is ContrastiveLosses.SELECTIVE,
         )
     if isinstance(choice, type):
         return choice()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arguments import BatchSamplers, StageName
+from .arguments import BatchSamplers, ContrastiveLosses, StageName
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Stage:
             the batches then need the text branch's inputs.
         default_batch_sampler: The sampler ``batch_sampler="auto"`` picks; ``None`` is the Trainer's
             own random sampler.
+        default_contrastive_loss: The loss ``contrastive_loss="auto"`` picks (``None`` without a
+            contrastive loss).
         takes_snapshots: Whether the reference snapshots are saved (``ReferenceSnapshotCallback``).
         evaluates_by_generation: Evaluation generates and scores BLEU/ROUGE; otherwise it measures
             video↔text retrieval.
@@ -33,6 +35,7 @@ class Stage:
     translation_loss: bool
     contrastive_loss: bool
     default_batch_sampler: BatchSamplers | None
+    default_contrastive_loss: ContrastiveLosses | None = None
     takes_snapshots: bool = False
     evaluates_by_generation: bool = False
     reports_retrieval: bool = False
@@ -44,6 +47,7 @@ STAGES: dict[str, Stage] = {
         translation_loss=False,
         contrastive_loss=True,
         default_batch_sampler=BatchSamplers.RANDOM,
+        default_contrastive_loss=ContrastiveLosses.CLIP,
         takes_snapshots=True,
     ),
     "scl": Stage(
@@ -51,6 +55,7 @@ STAGES: dict[str, Stage] = {
         translation_loss=True,
         contrastive_loss=True,
         default_batch_sampler=BatchSamplers.PS_CURRICULUM,
+        default_contrastive_loss=ContrastiveLosses.SELECTIVE,
         reports_retrieval=True,
     ),
     "translate": Stage(

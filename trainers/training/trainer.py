@@ -87,7 +87,7 @@ class SclSltTrainer(Seq2SeqTrainer):
         self.stage: Stage = get_stage(self.args.stage)
         self.eval_data_collator = eval_data_collator or self.data_collator
         self.pair_selection_scores = pair_selection_scores
-        self.contrastive_loss = build_contrastive_loss(self.args)
+        self.contrastive_loss = build_contrastive_loss(self.args, self.stage)
         self.loss_is_scaled_for_ga = True  # compute_loss normalises for accumulation itself
         self._loss_parts: dict[str, list[float]] = defaultdict(list)
         if (
