@@ -1,7 +1,13 @@
-"""The selective-contrastive ablation on the duplicate-rich synthetic corpus, in one command.
+"""The selective-contrastive ablation, in one command, on the synthetic corpus or the PHOENIX twin.
 
-    python benchmarks/ablation.py --output-dir ablation-run          # the table (about 1 h, 2 cores)
-    python benchmarks/ablation.py --output-dir smoke --scale smoke   # the same path in a minute
+    python benchmarks/ablation.py --output-dir ablation-run                    # synthetic (about 30 min)
+    python benchmarks/ablation.py --output-dir twin-run --scale twin --seeds 0 1 2 3 4  # PHOENIX twin
+    python benchmarks/ablation.py --output-dir smoke --scale smoke             # the same path in a minute
+
+Corpora: the duplicate-rich synthetic corpus (``full``, ``smoke``), or the PHOENIX-2014T twin
+(``twin``, ``twin-smoke``): the real annotations of ``../shared/data/phoenix2014t`` rendered by
+``datasets_scripts.make_gloss_rendered_corpus``, a subset of the train split and the real dev and
+test splits, trained with ``configs/phoenix2014t_twin.yaml`` at the scale's epochs.
 
 Variants of stage ``scl`` (everything else fixed), each trained from the same reference model of
 its seed and similarity, then translated and evaluated:
@@ -14,12 +20,13 @@ its seed and similarity, then translated and evaluated:
   for the reference run, the scores and the loss (``ps_log`` is the CiCo row).
 
 Per seed there is one corpus (shared), one initial model and one reference run per similarity
-(whose snapshots give the trajectory shares and the Pair Selection scores). Metrics: dev
-video→text R@1 after stage scl; dev and test BLEU-4 and test ROUGE-L after stage translate;
-mean ± sample std over the seeds, and each variant's paired difference to ``random`` of the same
-seed. Runs execute in ``--jobs`` worker processes with one torch
-thread each (small models use two cores better as two runs than as one). Every run is a normal
-recipe run directory, so an interrupted ablation resumes where it stopped.
+(plain CLIP loss; its snapshots give the trajectory shares and the Pair Selection scores).
+Metrics: dev video→text R@1 after stage scl; dev and test BLEU-4 and test ROUGE-L after stage
+translate; mean ± sample std over the seeds, and each variant's paired difference to ``random``
+of the same seed with its 95 % t-interval. Seeds run one after another (each seed's runs in
+``--jobs`` worker processes with one torch thread each), and the tables are rewritten after
+every finished seed, so an interrupted ablation has the finished seeds' tables. Every run is a
+normal recipe run directory, so a second call resumes where the first stopped.
 
 Writes ``OUTPUT_DIR/ablation.json`` (every run's metrics and the summary) and
 ``OUTPUT_DIR/ablation.md`` (the tables), and prints the tables.
@@ -30,10 +37,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Iterable
@@ -41,16 +48,23 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from ablation_report import finished_seeds, markdown, summarise  # noqa: E402
 
 from datasets_scripts import DUPLICATE_RICH  # noqa: E402
 from trainers.application.cli import parse_overrides  # noqa: E402
 from trainers.application.demo import demo_config  # noqa: E402
 from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass  # noqa: E402
 
+TWIN_CONFIG = REPO / "configs" / "phoenix2014t_twin.yaml"
+PHOENIX_ANNOTATIONS = REPO.parent / "shared" / "data" / "phoenix2014t"
 SHARED_REFERENCE_OUTPUTS = (
     "corpus",
     "tokenizer",
@@ -61,7 +75,6 @@ SHARED_REFERENCE_OUTPUTS = (
     "trajectories.png",
     "pair_scores.safetensors",
 )
-TRAJECTORY_CATEGORIES = ("H->L", "H->H", "L->H", "L->L")
 
 
 @dataclass(frozen=True)
@@ -93,8 +106,13 @@ VARIANTS = {
 
 @dataclass(frozen=True)
 class Scale:
-    """Corpus size and epochs: ``full`` is the published table, ``smoke`` checks the path."""
+    """Corpus and epochs: ``full`` / ``twin`` are the published tables, the smoke scales check the path.
 
+    ``train_videos`` is the synthetic corpus's train size, or the first that many videos of the
+    twin's train split (its dev and test splits stay whole unless ``eval_videos`` cuts them).
+    """
+
+    corpus: Literal["synthetic", "twin"]
     train_videos: int
     preset: str
     max_frames: int
@@ -105,32 +123,17 @@ class Scale:
     translate_epochs: int
     batch_size: int
     num_beams: int
+    eval_videos: int | None = None
+    default_variants: tuple[str, ...] = tuple(VARIANTS)
 
 
+TWIN_VARIANTS = ("random", "no_duplicates", "ps_log", "ps_easy", "ps_hard", "ps_log_mean")
 SCALES = {
-    "full": Scale(
-        train_videos=400,
-        preset="small",
-        max_frames=64,
-        learning_rate=1e-3,
-        reference_epochs=4,
-        snapshot_interval=2,
-        scl_epochs=4,
-        translate_epochs=5,
-        batch_size=16,
-        num_beams=4,
-    ),
-    "smoke": Scale(
-        train_videos=24,
-        preset="tiny",
-        max_frames=32,
-        learning_rate=1e-3,
-        reference_epochs=2,
-        snapshot_interval=1,
-        scl_epochs=1,
-        translate_epochs=1,
-        batch_size=8,
-        num_beams=1,
+    "full": Scale("synthetic", 400, "small", 64, 1e-3, 4, 2, 4, 5, 16, 4),
+    "smoke": Scale("synthetic", 24, "tiny", 32, 1e-3, 2, 1, 1, 1, 8, 1),
+    "twin": Scale("twin", 1500, "small", 64, 1e-3, 4, 2, 4, 5, 16, 4, default_variants=TWIN_VARIANTS),
+    "twin-smoke": Scale(
+        "twin", 24, "tiny", 16, 1e-3, 2, 1, 1, 1, 8, 1, eval_videos=6, default_variants=TWIN_VARIANTS
     ),
 }
 
@@ -144,8 +147,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
-        help="comma-separated subset of: " + ", ".join(VARIANTS) + " (default: all)",
+        default=None,
+        help="comma-separated subset of: " + ", ".join(VARIANTS) + " (default: the scale's)",
+    )
+    parser.add_argument(
+        "--annotations",
+        type=Path,
+        default=PHOENIX_ANNOTATIONS,
+        help="twin scales: the gloss annotations to render (default: ../shared/data/phoenix2014t)",
     )
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one torch thread each")
     parser.add_argument(
@@ -157,19 +166,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.overrides = parse_overrides(args.set)
-    unknown = sorted(set(args.variants.split(",")) - set(VARIANTS))
+    names = args.variants.split(",") if args.variants else list(SCALES[args.scale].default_variants)
+    unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
-    args.variants = [VARIANTS[name] for name in args.variants.split(",")]
+    args.variants = [VARIANTS[name] for name in names]
     return args
 
 
 # --- configs ------------------------------------------------------------------------------------
 def variant_config(
-    variant: Variant, seed: int, scale: Scale, overrides: dict[str, Any] | None = None
+    variant: Variant,
+    seed: int,
+    scale: Scale,
+    overrides: dict[str, Any] | None = None,
+    root: Path = Path("ablation"),
 ) -> RecipeConfig:
     """The recipe config of one run; runs of one (seed, aggregation) differ only in ``scl``."""
-    config = scale_config(variant, seed, scale)
+    config = scale_config(variant, seed, scale, root)
     if not overrides:
         return config
     values = config.to_dict()
@@ -178,18 +192,32 @@ def variant_config(
     return build_dataclass(RecipeConfig, values, "--set")
 
 
-def scale_config(variant: Variant, seed: int, scale: Scale) -> RecipeConfig:
-    """The demo's recipe (``trainers.application.demo.demo_config``) at one scale.
+def base_config(scale: Scale, root: Path) -> RecipeConfig:
+    """The demo's recipe on the duplicate-rich corpus, or the twin's on the rendered corpus in ``root``.
 
-    On the duplicate-rich corpus (frames drawn at 64 × 64, resized to 32 × 32), with the variant's
-    stage scl; before ``--set``.
+    Synthetic: frames drawn at 64 × 64, resized to 32 × 32. Twin: ``configs/phoenix2014t_twin.yaml``
+    reading the corpus that :func:`make_corpus` renders once into ``root/corpus``.
     """
-    config = demo_config()
+    if scale.corpus == "synthetic":
+        config = demo_config()
+        config.corpus.synthetic_size = scale.train_videos
+        config.corpus.synthetic_options = dict(DUPLICATE_RICH)
+        return config
+    values = yaml.safe_load(TWIN_CONFIG.read_text(encoding="utf-8"))
+    manifest = (root / "corpus" / "manifest.csv").resolve()
+    values["corpus"] = {"kind": "manifest", "path": str(manifest), "language": values["corpus"]["language"]}
+    tokenizer = values["model"].get("tokenizer")
+    if tokenizer:
+        values["model"]["tokenizer"] = str((REPO / tokenizer).resolve())
+    return build_dataclass(RecipeConfig, values, str(TWIN_CONFIG))
+
+
+def scale_config(variant: Variant, seed: int, scale: Scale, root: Path) -> RecipeConfig:
+    """The base recipe at one scale, with the variant's stage scl; before ``--set``."""
+    config = base_config(scale, root)
     config.seed = seed
-    config.corpus.synthetic_size = scale.train_videos
-    config.corpus.synthetic_options = dict(DUPLICATE_RICH)
     config.model.preset = scale.preset
-    config.model.overrides = {"similarity_aggregation": variant.aggregation}
+    config.model.overrides = {**config.model.overrides, "similarity_aggregation": variant.aggregation}
     config.video.max_frames = scale.max_frames
     stages = (
         (config.reference, scale.reference_epochs),
@@ -239,13 +267,34 @@ def run_job(config_dict: dict[str, Any], run_dir: str, stop_after: str | None) -
     return time.perf_counter() - start
 
 
-def make_corpus(folder: Path, config: RecipeConfig) -> None:
-    """Generate the ablation's corpus once (every run links to it), as the recipe would."""
-    from trainers.application.recipe import generate_synthetic_corpus
+def make_corpus(folder: Path, config: RecipeConfig, scale: Scale, annotations: Path) -> None:
+    """Generate the ablation's corpus once (every run links to or reads it)."""
+    if (folder / "manifest.csv").exists():
+        return
+    if scale.corpus == "synthetic":
+        from trainers.application.recipe import generate_synthetic_corpus
 
-    if not (folder / "manifest.csv").exists():
         print(f"generating the duplicate-rich corpus in {folder}", flush=True)
         generate_synthetic_corpus(config.corpus, folder)
+        return
+    from datasets_scripts import make_gloss_rendered_corpus, read_gloss_annotations
+
+    print(f"rendering the twin of {annotations} in {folder}", flush=True)
+    rows = read_gloss_annotations(annotations)
+    if scale.eval_videos is not None:
+        rows = {
+            split: split_rows[: scale.eval_videos] if split != "train" else split_rows
+            for split, split_rows in rows.items()
+        }
+    rendering = yaml.safe_load(TWIN_CONFIG.read_text(encoding="utf-8"))["corpus"]["rendering_options"]
+    make_gloss_rendered_corpus(
+        rows,
+        folder,
+        **rendering,
+        max_train_videos=scale.train_videos,
+        num_workers=2,
+        seed=config.corpus.synthetic_seed,
+    )
 
 
 def link_reference_outputs(
@@ -259,27 +308,20 @@ def link_reference_outputs(
             link.symlink_to(os.path.relpath(source / name, target))
 
 
-def run_all(args: argparse.Namespace) -> dict[tuple[int, str], float]:
-    """Reference runs first (one per seed and similarity), then every variant; returns wall times."""
-    scale = SCALES[args.scale]
-    root: Path = args.output_dir
-    make_corpus(root / "corpus", variant_config(VARIANTS["ps_log"], 0, scale, args.overrides))
-    references = {reference_key(variant) for variant in args.variants}
-    for seed in args.seeds:
-        for reference in references:
-            link_reference_outputs(root, run_dir(root, seed, reference), names=("corpus",))
+def run_seed(args: argparse.Namespace, seed: int) -> dict[tuple[int, str], float]:
+    """One seed: its reference runs (one per similarity), then every variant; returns wall times."""
+    scale, root = SCALES[args.scale], args.output_dir
+    references = sorted({reference_key(variant) for variant in args.variants}, key=lambda v: v.name)
+    for reference in references:
+        link_reference_outputs(root, run_dir(root, seed, reference), names=("corpus",))
     reference_jobs = [
-        (seed, ref, variant_config(ref, seed, scale, args.overrides), "reference")
-        for seed in args.seeds
-        for ref in references
+        (seed, ref, variant_config(ref, seed, scale, args.overrides, root), "reference") for ref in references
     ]
     times = run_parallel(root, reference_jobs, args.jobs)
-    for seed in args.seeds:
-        for variant in args.variants:
-            link_reference_outputs(run_dir(root, seed, reference_key(variant)), run_dir(root, seed, variant))
+    for variant in args.variants:
+        link_reference_outputs(run_dir(root, seed, reference_key(variant)), run_dir(root, seed, variant))
     variant_jobs = [
-        (seed, variant, variant_config(variant, seed, scale, args.overrides), None)
-        for seed in args.seeds
+        (seed, variant, variant_config(variant, seed, scale, args.overrides, root), None)
         for variant in args.variants
     ]
     times.update(run_parallel(root, variant_jobs, args.jobs))
@@ -318,142 +360,47 @@ def run_parallel(
     return times
 
 
-# --- summarising --------------------------------------------------------------------------------
-def read_run(path: Path) -> dict[str, float]:
-    """The ablation's metrics of one finished run directory."""
-    metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
-    retrieval = metrics["validation_retrieval_after_scl"]
-    return {
-        "dev_r1_after_scl": retrieval["eval_video_to_text_r1"],
-        "dev_bleu4": metrics["validation"]["bleu4"],
-        "test_bleu4": metrics["test"]["bleu4"],
-        "test_rouge_l": metrics["test"]["rouge_l"],
-    }
-
-
-def read_trajectory_shares(path: Path) -> dict[str, float]:
-    """Category shares (in %) and the share consistently pushed away, from a trajectories.json."""
-    report = json.loads((path / "trajectories.json").read_text(encoding="utf-8"))
-    shares = {name: 100.0 * report["shares"][name] for name in TRAJECTORY_CATEGORIES}
-    shares["consistently pushed away"] = 100.0 * report["consistently_pushed_share"]
-    return shares
-
-
-def mean_std(values: list[float]) -> dict[str, float]:
-    std = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return {"mean": statistics.fmean(values), "std": std, "n": len(values)}
-
-
-def summarise(root: Path, seeds: list[int], variants: list[Variant]) -> dict[str, Any]:
-    """Per-run metrics, their mean ± std per variant, and trajectory shares per similarity."""
-    runs = {v.name: {seed: read_run(run_dir(root, seed, v)) for seed in seeds} for v in variants}
-    table = {
-        name: {
-            metric: mean_std([per_seed[s][metric] for s in seeds]) for metric in next(iter(per_seed.values()))
-        }
-        for name, per_seed in runs.items()
-    }
-    trajectories = {}
-    for reference in sorted({reference_key(v) for v in variants}, key=lambda v: v.name):
-        per_seed = [read_trajectory_shares(run_dir(root, seed, reference)) for seed in seeds]
-        trajectories[reference.aggregation] = {k: mean_std([p[k] for p in per_seed]) for k in per_seed[0]}
-    summary = {"runs": runs, "table": table, "trajectories": trajectories}
-    if "random" in runs:
-        summary["paired_vs_random"] = paired_differences(runs, "random", seeds)
-    return summary
-
-
-def paired_differences(
-    runs: dict[str, dict[int, dict[str, float]]], baseline: str, seeds: list[int]
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Per variant and metric: mean ± std over seeds of (variant − baseline) of the same seed.
-
-    Runs of one seed share the initial model (and, within one similarity, the reference run), so
-    the paired difference removes that seed's luck from the comparison.
-    """
-    return {
-        name: {
-            metric: mean_std([per_seed[s][metric] - runs[baseline][s][metric] for s in seeds])
-            for metric in per_seed[seeds[0]]
-        }
-        for name, per_seed in runs.items()
-        if name != baseline
-    }
-
-
-def format_cell(cell: dict[str, float], signed: bool = False) -> str:
-    return f"{cell['mean']:{'+' if signed else ''}.2f} ± {cell['std']:.2f}"
-
-
-def markdown(summary: dict[str, Any], variants: list[Variant], seeds: list[int]) -> str:
-    """The two tables: the variants' metrics and the reference runs' trajectory shares."""
-    lines = [
-        f"Mean ± sample std over seeds {seeds}.",
-        "",
-        "| variant | batches | loss | similarity | dev R@1 after scl | dev BLEU-4 | test BLEU-4 "
-        "| test ROUGE-L |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for v in variants:
-        row = summary["table"][v.name]
-        batches = v.batch_sampler + (f" ({v.schedule})" if v.batch_sampler == "ps_curriculum" else "")
-        cells = [row[m] for m in ("dev_r1_after_scl", "dev_bleu4", "test_bleu4", "test_rouge_l")]
-        lines.append(
-            f"| {v.name} | {batches} | {v.contrastive_loss} | {v.aggregation} | "
-            + " | ".join(format_cell(c) for c in cells)
-            + " |"
-        )
-    if "paired_vs_random" in summary:
-        lines += paired_table(summary["paired_vs_random"])
-    lines += [
-        "",
-        "| reference run similarity | " + " | ".join(TRAJECTORY_CATEGORIES) + " | consistently pushed away |",
-    ]
-    lines.append("|---" * (len(TRAJECTORY_CATEGORIES) + 2) + "|")
-    for aggregation, shares in summary["trajectories"].items():
-        lines.append(
-            f"| {aggregation} | " + " | ".join(format_cell(c) + " %" for c in shares.values()) + " |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def paired_table(paired: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    """Markdown lines: each variant minus ``random`` of the same seed."""
-    metrics = ("dev_r1_after_scl", "dev_bleu4", "test_bleu4", "test_rouge_l")
-    lines = [
-        "",
-        "Paired differences, variant − random of the same seed (same initial model; the cico rows also "
-        "share the reference run):",
-        "",
-        "| variant | Δ dev R@1 after scl | Δ dev BLEU-4 | Δ test BLEU-4 | Δ test ROUGE-L |",
-        "|---|---|---|---|---|",
-    ]
-    for name, row in paired.items():
-        lines.append(f"| {name} | " + " | ".join(format_cell(row[m], signed=True) for m in metrics) + " |")
-    return lines
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    start = time.perf_counter()
-    times = run_all(args)
-    summary = summarise(args.output_dir, args.seeds, args.variants)
+def write_tables(args: argparse.Namespace, times: dict[tuple[int, str], float], start: float) -> str:
+    """Summarise the seeds finished so far into ablation.json and ablation.md; returns the tables."""
+    root = args.output_dir
+    seeds = finished_seeds(root, args.seeds, args.variants, run_dir)
+    if not seeds:
+        return ""
+    summary = summarise(root, seeds, args.variants, run_dir, reference_key)
     summary["settings"] = {
         "scale": args.scale,
-        "seeds": args.seeds,
+        "scale_values": dataclasses.asdict(SCALES[args.scale]),
+        "seeds_asked": args.seeds,
+        "seeds_finished": seeds,
         "jobs": args.jobs,
         "config_of_ps_log_seed0": variant_config(
-            VARIANTS["ps_log"], args.seeds[0], SCALES[args.scale]
+            VARIANTS["ps_log"], args.seeds[0], SCALES[args.scale], args.overrides, root
         ).to_dict(),
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "wall_seconds_this_call": time.perf_counter() - start,
         "run_seconds_this_call": {f"seed{seed}/{name}": sec for (seed, name), sec in times.items()},
     }
-    (args.output_dir / "ablation.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    table = markdown(summary, args.variants, args.seeds)
-    (args.output_dir / "ablation.md").write_text(table, encoding="utf-8")
+    (root / "ablation.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    table = markdown(summary, args.variants, seeds)
+    (root / "ablation.md").write_text(table, encoding="utf-8")
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    scale = SCALES[args.scale]
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    first = variant_config(VARIANTS["ps_log"], args.seeds[0], scale, args.overrides, args.output_dir)
+    make_corpus(args.output_dir / "corpus", first, scale, args.annotations)
+    times: dict[tuple[int, str], float] = {}
+    table = ""
+    for seed in args.seeds:
+        times.update(run_seed(args, seed))
+        table = write_tables(args, times, start)
+        print(f"{time.strftime('%H:%M:%S')} seed {seed} finished; tables in {args.output_dir}", flush=True)
     print(table)
-    print(f"wall time of this call: {summary['settings']['wall_seconds_this_call'] / 60:.1f} min")
+    print(f"wall time of this call: {(time.perf_counter() - start) / 60:.1f} min")
 
 
 if __name__ == "__main__":

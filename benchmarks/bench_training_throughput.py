@@ -36,6 +36,16 @@ on the CPU the ``ru_maxrss`` of the process so far. Each model runs in a fresh s
 batch sizes are swept in increasing order, so the CPU figure is the peak up to and including that
 batch size (model, optimiser state and imports included).
 
+``--memory-knobs`` measures something else, side by side (variants alternating): the video encoder's
+forward + backward, and its forward under ``no_grad``, on one batch of clips [``--frames``,
+``--short-frames``] at ``--knob-image-size`` (ResNet-18 backbone, the tiny preset's text side,
+frozen BatchNorm) for the ``SclSltConfig`` memory knobs: one backbone call (the default), chunks of
+``--knob-chunk-size`` frames, chunks with checkpointing, and out-of-place ReLUs. Per variant: step
+time, the peak memory above the memory in use at the start of the call (CPU: ``VmHWM`` reset through
+``/proc/self/clear_refs`` minus ``VmRSS``, after ``malloc_trim``; GPU: ``max_memory_allocated``) and the
+activations autograd keeps for backward (saved-tensor hooks, parameters excluded). Records go to
+``results/memory_knobs_<device>.jsonl``.
+
 Every measurement is printed as one JSON object and appended to
 ``benchmarks/results/training_throughput_<device>.jsonl`` together with machine information
 (platform, CPU model, torch version, threads, load average at the time of the measurement).
@@ -44,6 +54,7 @@ Every measurement is printed as one JSON object and appended to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -456,6 +467,152 @@ def run_worker(args: argparse.Namespace, output: Path | None) -> None:
             gc.collect()
 
 
+# --- memory knobs (--memory-knobs): backbone chunks, checkpointing, in-place ReLUs ---------------
+# Variant → SclSltConfig fields. Every variant freezes BatchNorm (chunking needs it in training),
+# so all of them compute the same numbers.
+KNOB_VARIANTS: dict[str, dict[str, Any]] = {
+    "plain": {},  # one backbone call, in-place ReLUs (the default)
+    "chunked": {"backbone_chunk_size": "CHUNK"},
+    "chunked+checkpointing": {"backbone_chunk_size": "CHUNK", "backbone_checkpointing": True},
+    "out-of-place ReLU": {"backbone_inplace_relu": False},
+}
+
+
+def resolved_knobs(name: str, chunk_size: int) -> dict[str, Any]:
+    """The SclSltConfig fields of variant ``name``."""
+    return {key: chunk_size if value == "CHUNK" else value for key, value in KNOB_VARIANTS[name].items()}
+
+
+def knob_model(knobs: dict[str, Any], device: torch.device) -> SclSltForSignTranslation:
+    """ResNet-18 frame backbone with the tiny preset's text side (the backbone dominates the step)."""
+    from modeling_scl_slt.configuration_scl_slt import RESNET18
+
+    torch.manual_seed(0)
+    config = SclSltConfig.from_preset("tiny", backbone_config=RESNET18, freeze_batch_norm=True, **knobs)
+    return SclSltForSignTranslation(config).to(device)
+
+
+def knob_call(model: SclSltForSignTranslation, batch: dict[str, torch.Tensor], train: bool) -> None:
+    """Video encoder forward (+ backward of a scalar of its output when ``train``)."""
+    model.train(train)
+    if not train:
+        with torch.no_grad():
+            model.video_encoder(batch["pixel_values"], batch["attention_mask"])
+        return
+    model.zero_grad(set_to_none=True)
+    out = model.video_encoder(batch["pixel_values"], batch["attention_mask"])
+    out.last_hidden_state.float().square().mean().backward()
+
+
+def kept_for_backward_mib(model: SclSltForSignTranslation, batch: dict[str, torch.Tensor]) -> float:
+    """MiB of tensors (parameters excluded) that autograd keeps from forward for backward."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = model.video_encoder(batch["pixel_values"], batch["attention_mask"])
+    del out
+    return sum(kept.values()) / 2**20
+
+
+def release_free_memory() -> None:
+    """Collect garbage and hand glibc's free heap pages back to the OS (so RSS tracks live memory)."""
+    import ctypes
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def start_memory_window(device: torch.device) -> int:
+    """Reset the peak and return the memory in use now (bytes): GPU allocations, or the RSS.
+
+    On the CPU, writing 5 to ``/proc/self/clear_refs`` resets the peak RSS (``VmHWM``, Linux).
+    """
+    release_free_memory()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device)
+    Path("/proc/self/clear_refs").write_text("5")
+    return proc_status_bytes("VmRSS")
+
+
+def window_peak(device: torch.device) -> int:
+    """The peak (bytes) since :func:`start_memory_window`."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return proc_status_bytes("VmHWM")
+
+
+def proc_status_bytes(field: str) -> int:
+    """A ``kB`` field of ``/proc/self/status`` in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def time_knob_variants(
+    models: dict[str, SclSltForSignTranslation],
+    batch: dict[str, torch.Tensor],
+    train: bool,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+) -> dict[str, tuple[list[float], list[int]]]:
+    """Seconds and peak bytes (above the start) of each variant's call, the variants alternating."""
+    measured: dict[str, tuple[list[float], list[int]]] = {name: ([], []) for name in models}
+    for round_index in range(warmup + repeats):
+        for name, model in models.items():
+            start = start_memory_window(device)
+            began = time.perf_counter()
+            knob_call(model, batch, train)
+            synchronize(device)
+            elapsed = time.perf_counter() - began
+            if round_index >= warmup:
+                measured[name][0].append(elapsed)
+                measured[name][1].append(window_peak(device) - start)
+    return measured
+
+
+def run_memory_knobs(args: argparse.Namespace, output: Path | None) -> None:
+    """Step time and peak memory of each knob variant, training and inference, on [frames, short]."""
+    device = torch.device(args.device)
+    machine = machine_info(device)
+    frame_counts = [args.frames, args.short_frames]
+    knobs = {name: resolved_knobs(name, args.knob_chunk_size) for name in KNOB_VARIANTS}
+    models = {name: knob_model(fields, device) for name, fields in knobs.items()}
+    batch = make_batch(frame_counts, args.knob_image_size, 8, models["plain"].config, device)
+    warmup = 1 if args.warmup is None else args.warmup
+    for train in (True, False):
+        measured = time_knob_variants(models, batch, train, device, warmup, args.repeats or 3)
+        for name, (seconds, peaks) in measured.items():
+            kept = kept_for_backward_mib(models[name], batch) if train else None
+            record = {
+                "benchmark": "training_throughput",
+                "measure": "memory_knobs",
+                "mode": "forward+backward" if train else "forward (no_grad)",
+                "variant": name,
+                "knobs": knobs[name],
+                "frame_counts": frame_counts,
+                "image_size": args.knob_image_size,
+                "step_s_median": round(statistics.median(seconds), 4),
+                "step_s_all": [round(value, 4) for value in seconds],
+                "peak_mib_above_start_max": round(max(peaks) / 2**20, 1),
+                "peak_kind": "cuda max_memory_allocated" if device.type == "cuda" else "VmHWM - VmRSS",
+                "kept_for_backward_mib": None if kept is None else round(kept, 1),
+                "threads": torch.get_num_threads(),
+            }
+            emit(record, output, machine)
+
+
 def model_benchmark_parser(
     name: str, description: str, timed: str, batch_examples: tuple[str, str]
 ) -> argparse.ArgumentParser:
@@ -506,6 +663,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per batch size (default 1)")
     parser.add_argument("--short-frames", type=int, default=40, help="second clip of the padding check")
     parser.add_argument("--target-length", type=int, default=24, help="target tokens per sample")
+    parser.add_argument(
+        "--memory-knobs",
+        action="store_true",
+        help="instead: backbone chunks, checkpointing, in-place ReLUs side by side on [frames, short-frames]",
+    )
+    parser.add_argument("--knob-image-size", type=int, default=112, help="frame side of --memory-knobs")
+    parser.add_argument("--knob-chunk-size", type=int, default=16, help="frames per chunk of --memory-knobs")
     return parse_model_benchmark_args(parser, argv, MODEL_SPECS)
 
 
@@ -518,6 +682,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run every model in its own subprocess (or in this process with ``--in-process``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.memory_knobs:
+        run_memory_knobs(args, output_path(args, "memory_knobs"))
+        return
     output = output_path(args, "training_throughput")
     if args.worker:
         run_worker(args, output)

@@ -178,6 +178,30 @@ class SclSltConfig(PretrainedConfig):
             ``mean`` and ``std``. The ``sign-language-translation`` pipeline preprocesses clips with
             ``VideoTransform(train=False, **video_preprocessing)``. ``None`` means the
             ``VideoTransform`` defaults (size 224, resize 256, max_frames 300, ImageNet mean/std).
+        backbone_chunk_size (`int`, *optional*):
+            Frames per call of the ResNet: the real frames of a batch are split into chunks of this
+            many frames, run one after the other and concatenated. ``None`` (the default) runs all of
+            them in one call. Results are the same (up to floating-point summation order). Chunking
+            bounds the backbone's memory in inference, and on a CPU it is also faster (the per-frame
+            cost of one call grows with its size). In training it bounds memory only together with
+            ``backbone_checkpointing``. It needs the backbone's BatchNorm in eval mode while training
+            (``freeze_batch_norm=True``): in training mode every chunk would be normalised with its own
+            batch statistics, so a training-mode forward refuses it. Can be changed on a loaded model.
+        backbone_checkpointing (`bool`, *optional*, defaults to `False`):
+            Activation checkpointing of the backbone, chunk by chunk (``backbone_chunk_size``; without
+            it the whole frame batch is one chunk): only each chunk's frames and pooled features are
+            kept for backward, and a chunk's activations are recomputed when its gradient is needed.
+            Training memory of the backbone then grows with the chunk, not with the clips, for about
+            one extra backbone forward of compute. Applies in training mode with gradients enabled.
+            Like chunking it needs ``freeze_batch_norm=True`` in training (the recomputation would
+            update training-mode running statistics twice). The mBART stacks are checkpointed
+            separately, by ``model.gradient_checkpointing_enable()`` (the Trainer's
+            ``gradient_checkpointing`` argument).
+        backbone_inplace_relu (`bool`, *optional*, defaults to `True`):
+            Make the ResNet's ReLUs in-place. Results and gradients are identical (each ReLU follows a
+            BatchNorm or a residual sum, whose backward does not need the overwritten values); it saves
+            one activation tensor per ReLU and, on a CPU, most of the ReLUs' time. ``False`` keeps
+            transformers' out-of-place ReLUs (e.g. for forward hooks that read pre-activation values).
     """
 
     model_type = "scl_slt"
@@ -199,6 +223,9 @@ class SclSltConfig(PretrainedConfig):
         freeze_text_encoder: bool = True,
         freeze_batch_norm: bool = False,
         video_preprocessing: dict[str, Any] | None = None,
+        backbone_chunk_size: int | None = None,
+        backbone_checkpointing: bool = False,
+        backbone_inplace_relu: bool = True,
         **kwargs: Any,
     ) -> None:
         self.backbone_config = _as_config(backbone_config, ResNetConfig, RESNET18)
@@ -217,6 +244,9 @@ class SclSltConfig(PretrainedConfig):
         self.freeze_text_encoder = freeze_text_encoder
         self.freeze_batch_norm = freeze_batch_norm
         self.video_preprocessing = video_preprocessing
+        self.backbone_chunk_size = backbone_chunk_size
+        self.backbone_checkpointing = backbone_checkpointing
+        self.backbone_inplace_relu = backbone_inplace_relu
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             kwargs.setdefault(name, getattr(self.text_config, name))
         kwargs.setdefault("is_encoder_decoder", True)
@@ -251,6 +281,11 @@ class SclSltConfig(PretrainedConfig):
             raise ValueError(f"temporal_kernel_size must be odd, got {self.temporal_kernel_size}")
         if self.temporal_num_blocks < 0:
             raise ValueError(f"temporal_num_blocks must be >= 0, got {self.temporal_num_blocks}")
+        chunk = self.backbone_chunk_size
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(
+                f"backbone_chunk_size must be a positive number of frames or None, got {chunk!r}"
+            )
         if self.text_config.decoder_start_token_id is None:
             raise ValueError("text_config.decoder_start_token_id must be the id of the target-language token")
 

@@ -112,6 +112,19 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
     return shifted.masked_fill(shifted == -100, pad_token_id)
 
 
+def declare_tied_copies_unsaved(model: PreTrainedModel) -> None:
+    """List the tied copies (``lm_head.weight`` when tied) among the keys that are not saved.
+
+    ``save_pretrained`` stores a tied tensor once, under its source's name, so a checkpoint never
+    holds ``lm_head.weight``. ``from_pretrained`` knows that from ``_tied_weights_keys``; the
+    Trainer reloads checkpoints (``load_best_model_at_end``, resuming) with ``load_state_dict``
+    and treats a missing key as a problem unless the model declares it unsaved: then it re-ties
+    the weights instead of reporting ``lm_head.weight`` missing.
+    """
+    tied = getattr(model, "all_tied_weights_keys", None) or {}  # {target: source}, empty when untied
+    model._keys_to_ignore_on_save = set(model._keys_to_ignore_on_save or ()) | set(tied)
+
+
 class SclSltPreTrainedModel(PreTrainedModel):
     config_class = SclSltConfig
     config: SclSltConfig
@@ -160,6 +173,7 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin, SclSltTex
             self.text_projection = nn.Linear(text_config.d_model, config.projection_dim, bias=False)
             self.logit_scale = LogitScale(config.logit_scale_init_value)
         self.post_init()
+        declare_tied_copies_unsaved(self)
         self._apply_text_encoder_freeze()
 
     # --- plumbing -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import GenerationConfig, Pipeline
+from transformers import AutoTokenizer, GenerationConfig, Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .video_processing import VideoTransform, pad_clips, uniform_frame_indices
@@ -32,6 +32,8 @@ DEFAULT_MAX_NEW_TOKENS = 128
 GENERIC_MAX_LENGTH = GenerationConfig().max_length
 
 VideoInput = str | os.PathLike | np.ndarray | torch.Tensor
+# Files of which at least one is in every saved tokenizer folder.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "spiece.model")
 
 
 def custom_pipeline_entry() -> dict[str, Any]:
@@ -74,7 +76,10 @@ class SignLanguageTranslationPipeline(Pipeline):
         translate = pipeline("sign-language-translation", model="path/to/model", trust_remote_code=True)
     """
 
-    _load_tokenizer = True
+    # None: transformers tries to load the folder's tokenizer and passes None when that fails, so
+    # that a folder without one gets a plain message (``__init__``) instead of transformers' guess
+    # that sentencepiece or tiktoken is missing.
+    _load_tokenizer = None
     _load_processor = False
     _load_image_processor = False
     _load_video_processor = False
@@ -86,6 +91,8 @@ class SignLanguageTranslationPipeline(Pipeline):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.tokenizer is None:
+            raise missing_tokenizer_error(str(getattr(self.model, "name_or_path", "") or "the model"))
         self.video_transform = evaluation_transform(getattr(self.model.config, "video_preprocessing", None))
         self.min_frames = int(self.model.config.temporal_downsampling)
 
@@ -185,6 +192,30 @@ class SignLanguageTranslationPipeline(Pipeline):
         )
         model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+
+
+def missing_tokenizer_error(source: str) -> Exception:
+    """The error for a model that came without a tokenizer (the pipeline needs one to decode ids).
+
+    A local folder without tokenizer files gets a plain message saying how to add one. Otherwise
+    (a Hub id, or a folder whose tokenizer files do not load) the tokenizer is loaded once more,
+    so that the real reason is raised, named as the tokenizer's.
+    """
+    how = (
+        "save the tokenizer the model was trained with into that folder (tokenizer.save_pretrained"
+        f"({source!r}); a recipe run's model/ folder has it) or pass one: pipeline("
+        "'sign-language-translation', model=..., tokenizer=...)"
+    )
+    folder = Path(source)
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return ValueError(
+            f"{source} has no tokenizer, and the pipeline needs one to turn ids into text: {how}"
+        )
+    try:
+        AutoTokenizer.from_pretrained(source)
+    except Exception as error:
+        return ValueError(f"the tokenizer of {source} cannot be loaded ({error}); {how}")
+    return ValueError(f"no tokenizer was given for {source}: {how}")
 
 
 def evaluation_transform(settings: dict[str, Any] | None) -> VideoTransform:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.mbart.modeling_mbart import MBartEncoder
 from transformers.models.resnet.modeling_resnet import ResNetModel
@@ -109,6 +110,8 @@ class SclSltVideoEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = ResNetModel(config.backbone_config)
+        if config.backbone_inplace_relu:
+            set_relu_inplace(self.backbone)
         self.temporal = TemporalModule(config)
         self.visual_encoder = MBartEncoder(config.text_config)
         # The visual encoder reads inputs_embeds only: its token table would be dead weight.
@@ -122,10 +125,36 @@ class SclSltVideoEncoder(nn.Module):
         ``pixel_values`` (B, T, 3, H, W), ``frame_mask`` (B, T) bool → (B, T, C) with zeros at padding.
         """
         real_frames = pixel_values[frame_mask]  # (n_real, 3, H, W)
-        pooled = self.backbone(real_frames).pooler_output.flatten(1)  # (n_real, C)
+        pooled = self.backbone_features(real_frames)  # (n_real, C)
         features = pooled.new_zeros(*frame_mask.shape, pooled.shape[-1])
         features[frame_mask] = pooled
         return features
+
+    def backbone_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Pooled ResNet features (n, C) of ``frames`` (n, 3, H, W), in chunks and checkpointed as
+        configured (``config.backbone_chunk_size``, ``config.backbone_checkpointing``)."""
+        chunk_size = self.config.backbone_chunk_size
+        checkpointed = self.config.backbone_checkpointing and self.training and torch.is_grad_enabled()
+        if chunk_size is None and not checkpointed:
+            return self._pooled(frames)
+        self._require_eval_mode_batch_norm()
+        chunks = frames.split(chunk_size or max(1, frames.shape[0]))
+        if checkpointed:
+            # Non-reentrant: gradients reach the weights even when the frames need none.
+            return torch.cat([checkpoint(self._pooled, chunk, use_reentrant=False) for chunk in chunks])
+        return torch.cat([self._pooled(chunk) for chunk in chunks])
+
+    def _pooled(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.backbone(frames).pooler_output.flatten(1)  # (n, C)
+
+    def _require_eval_mode_batch_norm(self) -> None:
+        if any(m.training for m in self.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
+            raise ValueError(
+                "backbone_chunk_size and backbone_checkpointing need the backbone's BatchNorm in eval mode "
+                "while training: set freeze_batch_norm=True (in training mode each chunk would be "
+                "normalised with its own batch statistics, and recomputation would update the running "
+                "statistics twice)"
+            )
 
     def forward(
         self,
@@ -155,6 +184,17 @@ class SclSltVideoEncoder(nn.Module):
             attentions=encoded.attentions,
             attention_mask=token_mask,
         )
+
+
+def set_relu_inplace(module: nn.Module) -> None:
+    """Make every ``nn.ReLU`` inside ``module`` in-place.
+
+    Safe in transformers' ResNet: each ReLU follows a BatchNorm or a residual sum, and neither
+    backward reads the values the ReLU overwrites (ReLU's own backward reads its output).
+    """
+    for child in module.modules():
+        if isinstance(child, nn.ReLU):
+            child.inplace = True
 
 
 def validated_frame_mask(

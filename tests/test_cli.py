@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import datasets
 import numpy as np
@@ -20,8 +23,12 @@ from huggingface_hub import ModelCard, ModelCardData
 from datasets_scripts import make_synthetic_corpus
 from tests._corpus_builders import write_frames, write_video
 from tests.test_hub import save_tiny_model
-from trainers.application.cli import main
+from trainers.application.cli import apply_generation_options, main, metric_language, rounded
+from trainers.application.cli_parser import build_parser
 from trainers.application.demo import demo_config
+from trainers.application.recipe_config import ConfigError
+from trainers.application.run_paths import RunPaths
+from trainers.application.run_setup import check_or_record_config
 from trainers.method.snapshots import Snapshot, save_snapshot, snapshot_filename
 
 METRICS = {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l"}
@@ -61,10 +68,10 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 @pytest.mark.parametrize(
     ("command", "names"),
     [
-        ("demo", ["--output-dir", "--quick"]),
-        ("train", ["config", "--output-dir", "--set", "--stop-after"]),
-        ("prepare", ["kind", "path", "--output-dir", "--on-error", "--size"]),
-        ("evaluate", ["model_dir", "--corpus-kind", "--corpus-path", "--split", "--num-beams", "--output"]),
+        ("demo", ["--output-dir", "--quick", "--overwrite"]),
+        ("train", ["config", "--output-dir", "--set", "--stop-after", "--overwrite"]),
+        ("prepare", ["kind", "path", "--output-dir", "--on-error", "--generate", "--size"]),
+        ("evaluate", ["model_dir", "--corpus-kind", "--corpus-path", "--split", "--num-beams", "--generate"]),
         ("translate", ["model_dir", "INPUT", "--batch-size", "--num-beams", "--max-new-tokens", "--output"]),
         ("analyze", ["snapshot_dir", "--output-dir", "--texts-from"]),
         ("push", ["model_dir", "--repo-id", "--private", "--dataset", "--dataset-repo-id"]),
@@ -264,3 +271,276 @@ def test_push_offline_exits_2_with_one_line(
 def test_push_dataset_needs_its_repo_id(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["push", str(model_dir), "--repo-id", "me/m", "--dataset", "manifest:m.csv"]) == 2
     assert "--dataset-repo-id" in one_error_line(capsys)
+
+
+# --- start-up ---------------------------------------------------------------------------------
+HEAVY_MODULES = (
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "peft",
+    "evaluate",
+    "datasets_scripts",
+    "modeling_scl_slt",
+    "trainers.method",
+    "trainers.training",
+    "trainers.application.recipe",
+)
+
+
+def test_help_and_user_mistakes_answer_without_importing_the_training_stack(tmp_path: Path) -> None:
+    """`scl-slt --help`, `COMMAND --help`, argument errors and config errors import nothing heavy
+    (the import graph is tested, not a timing)."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(demo_config(quick=True).to_dict()))
+    calls = [
+        ["--help"],
+        ["evaluate", "--help"],
+        ["translate", "--help"],
+        ["train"],
+        ["train", "c.yaml", "--output-dir", "run", "--set", "scl.epochs=-3"],
+        ["train", "c.yaml", "--output-dir", "run", "--set", "model.preset=huge"],
+        ["evaluate", "model", "--corpus-kind", "synthetic", "--corpus-path", "TYPO"],
+        ["prepare", "manifest", "TYPO.csv", "--output-dir", "out"],
+    ]
+    script = (
+        "import contextlib, io, json, sys\n"
+        "import trainers.application.cli as cli\n"
+        "codes = []\n"
+        f"for argv in {calls!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "        try:\n"
+        "            codes.append(cli.main(argv))\n"
+        "        except SystemExit as exit_info:\n"
+        "            codes.append(exit_info.code)\n"
+        f"print(json.dumps([codes, [m for m in {HEAVY_MODULES!r} if m in sys.modules]]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    codes, heavy = json.loads(result.stdout)
+    assert codes == [0, 0, 0, 2, 2, 2, 2, 2] and heavy == [], result.stdout
+    assert not (tmp_path / "run").exists() and not (tmp_path / "TYPO").exists()
+
+
+def test_importing_trainers_stays_lazy() -> None:
+    script = "import sys, trainers; print([m for m in ('torch', 'trainers.method') if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_scl_slt_help_as_a_user_runs_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "trainers.application.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "evaluate" in result.stdout and not result.stderr
+
+
+# --- corpus paths -----------------------------------------------------------------------------
+def test_a_missing_synthetic_corpus_is_an_error_unless_generate_is_asked(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "TYPO"
+    args = ["evaluate", str(model_dir), "--corpus-kind", "synthetic", "--corpus-path", str(typo)]
+    assert main(args) == 2
+    assert one_error_line(capsys) == (
+        f"scl-slt evaluate: error: --corpus-path: {typo} does not exist; expected the folder of a "
+        "generated synthetic corpus (with manifest.csv), or pass --generate to generate one there"
+    )
+    assert not typo.exists()
+    typo.mkdir()
+    assert main(args) == 2
+    assert f"--corpus-path: {typo} holds no manifest.csv;" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("phoenix2014t", "the PHOENIX-2014-T release folder"),
+        ("csl_daily", "the CSL-Daily folder (with sentence_label/ and sentence/)"),
+        ("manifest", "a manifest file (.csv, .tsv or .jsonl)"),
+    ],
+)
+def test_a_missing_corpus_names_the_path_and_what_was_expected(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, expected: str
+) -> None:
+    typo = tmp_path / "TYPO"
+    assert main(["evaluate", str(model_dir), "--corpus-kind", kind, "--corpus-path", str(typo)]) == 2
+    assert one_error_line(capsys) == (
+        f"scl-slt evaluate: error: --corpus-path: {typo} does not exist; expected {expected}"
+    )
+
+
+def test_generate_applies_to_the_synthetic_kind_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prepare", "manifest", str(tmp_path / "m.csv"), "--output-dir", "o", "--generate"]) == 2
+    assert one_error_line(capsys) == (
+        "scl-slt prepare: error: --generate makes a synthetic corpus; it does not apply to corpus kind "
+        "manifest"
+    )
+
+
+def test_evaluate_generates_on_request_infers_the_language_and_prints_rounded_scores(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus, scores = tmp_path / "new-corpus", tmp_path / "metrics.json"
+    args = ["evaluate", str(model_dir), "--corpus-kind", "synthetic", "--corpus-path", str(corpus)]
+    assert main([*args, "--generate", "--num-beams", "1", "--metrics-output", str(scores)]) == 0
+    captured = capsys.readouterr()
+    assert (corpus / "manifest.csv").is_file()
+    assert "scoring as language 'en'" in captured.err  # the synthetic corpus is English
+    printed, stored = json.loads(captured.out), json.loads(scores.read_text())
+    assert printed == rounded(stored) and set(printed) == METRICS
+
+
+def test_printed_scores_are_rounded_and_stored_ones_are_not() -> None:
+    metrics = {"eval_video_to_text_r1": 86.00000143051147, "validation": {"bleu4": 12.3456}, "n": 3}
+    assert rounded(metrics) == {"eval_video_to_text_r1": 86.0, "validation": {"bleu4": 12.35}, "n": 3}
+
+
+def test_train_refuses_a_corpus_path_that_does_not_exist_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = demo_config(quick=True)
+    config.corpus.kind, config.corpus.path = "phoenix2014t", str(tmp_path / "TYPO")
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(config.to_dict()))
+    assert main(["train", str(config_file), "--output-dir", str(tmp_path / "run")]) == 2
+    assert one_error_line(capsys) == (
+        f"scl-slt train: error: {config_file}: corpus.path: {tmp_path / 'TYPO'} does not exist; "
+        "expected the PHOENIX-2014-T release folder"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_synthetic_options_are_one_line_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(demo_config(quick=True).to_dict()))
+    train = ["train", str(config_file), "--output-dir", str(tmp_path / "run"), "--set"]
+    assert main([*train, "corpus.synthetic_options={repeat_fraction: abc}"]) == 2
+    assert one_error_line(capsys) == (
+        f"scl-slt train: error: {config_file}: corpus.synthetic_options.repeat_fraction: expected float, "
+        "got 'abc'"
+    )
+    assert main([*train, "corpus.synthetic_options={repeat_fraction: 1.5}"]) == 2
+    assert one_error_line(capsys).endswith(
+        "corpus.synthetic_options: repeat_fraction must lie in [0, 1], got 1.5"
+    )
+    assert main([*train, "corpus.synthetic_options={num_signers: 40}"]) == 2
+    assert one_error_line(capsys).endswith("num_signers must be between 1 and 10, got 40")
+    assert not (tmp_path / "run").exists()
+
+
+# --- generation defaults and the metric language ------------------------------------------------
+def test_evaluate_and_translate_share_their_generation_defaults(model_dir: Path) -> None:
+    from modeling_scl_slt import SclSltForSignTranslation
+    from modeling_scl_slt.pipeline_scl_slt import DEFAULT_MAX_NEW_TOKENS
+
+    parser = build_parser()
+    evaluate = parser.parse_args(["evaluate", "m", "--corpus-kind", "synthetic", "--corpus-path", "c"])
+    translate = parser.parse_args(["translate", "m", "clip.mp4"])
+    assert (evaluate.num_beams, evaluate.max_new_tokens) == (translate.num_beams, translate.max_new_tokens)
+    assert evaluate.max_new_tokens is None and evaluate.num_beams is None  # the model's
+    model = SclSltForSignTranslation.from_pretrained(model_dir)
+    apply_generation_options(model, None, None)
+    assert model.generation_config.max_new_tokens == 5  # the saved generation config's
+    model.generation_config.max_new_tokens = None
+    apply_generation_options(model, None, None)  # no length saved: the pipeline's default
+    longest = model.config.text_config.max_position_embeddings - 1
+    assert model.generation_config.max_new_tokens == min(DEFAULT_MAX_NEW_TOKENS, longest)
+    apply_generation_options(model, 3, 7)
+    assert (model.generation_config.num_beams, model.generation_config.max_new_tokens) == (3, 7)
+
+
+@pytest.mark.parametrize(
+    ("kind", "tgt_lang", "language"),
+    [
+        ("synthetic", "de_DE", "en"),
+        ("phoenix2014t", "en_XX", "de"),
+        ("csl_daily", "de_DE", "zh"),
+        ("manifest", "zh_CN", "zh"),
+        ("manifest", None, "de"),
+    ],
+)
+def test_the_metric_language_comes_from_the_corpus_then_the_model(
+    kind: str, tgt_lang: str | None, language: str
+) -> None:
+    assert metric_language(kind, SimpleNamespace(tgt_lang=tgt_lang)) == language
+
+
+# --- run directories --------------------------------------------------------------------------
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(yaml.safe_dump(demo_config(quick=True).to_dict()))
+    return config_file
+
+
+def old_run(folder: Path) -> RunPaths:
+    """A run directory recorded with another config (the full demo's)."""
+    paths = RunPaths(folder)
+    folder.mkdir()
+    paths.config.write_text(yaml.safe_dump(demo_config().to_dict(), sort_keys=True))
+    (paths.corpus).mkdir()
+    (paths.corpus / "manifest.csv").write_text("name,video,text\n")
+    return paths
+
+
+def test_a_run_with_work_and_another_config_is_refused_with_the_ways_out(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = old_run(tmp_path / "run")
+    paths.stage("reference").mkdir()
+    (paths.stage("reference") / "DONE").write_text("{}")
+    assert main(["train", str(config_file), "--output-dir", str(paths.root)]) == 2
+    assert one_error_line(capsys) == (
+        f"scl-slt train: error: {paths.root} holds a run started with a different config ({paths.config}) "
+        "that has finished stage(s) reference: run with the same config to resume it, or pass --overwrite "
+        "(overwrite=True) to delete it and start over, or choose another output directory"
+    )
+    assert (paths.stage("reference") / "DONE").exists()
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run_directory(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("keep me")
+    assert main(["train", str(config_file), "--output-dir", str(folder), "--overwrite"]) == 2
+    assert one_error_line(capsys) == (
+        f"scl-slt train: error: --overwrite: {folder} is not a run directory (it has no recipe.yaml of a "
+        "recipe run); nothing was deleted: choose another output directory"
+    )
+    assert (folder / "thesis.tex").read_text() == "keep me" and not (folder / "recipe.yaml").exists()
+
+
+def test_a_run_that_never_finished_a_stage_starts_over_with_a_new_config(tmp_path: Path) -> None:
+    paths = old_run(tmp_path / "run")
+    paths.stage("reference").mkdir()  # started, no checkpoint yet
+    messages: list[str] = []
+    config = demo_config(quick=True)
+    check_or_record_config(config, paths, report=messages.append)
+    assert any(
+        "never finished a stage or saved a checkpoint: deleted it, starting over" in m for m in messages
+    )
+    assert sorted(p.name for p in paths.root.iterdir()) == ["recipe.yaml"]  # the old corpus is gone
+    assert paths.config.read_text() == yaml.safe_dump(config.to_dict(), sort_keys=True)
+    check_or_record_config(config, paths, report=messages.append)  # the same config: a resume
+    assert paths.config.exists() and len(messages) == 1
+
+
+def test_a_checkpoint_locks_the_run_and_overwrite_starts_over(tmp_path: Path) -> None:
+    paths = old_run(tmp_path / "run")
+    (paths.stage("reference") / "checkpoint-4").mkdir(parents=True)
+    with pytest.raises(
+        ConfigError, match=r"that has checkpoint\(s\), e\.g\. .*checkpoint-4: run with the same"
+    ):
+        check_or_record_config(demo_config(quick=True), paths, report=lambda _: None)
+    check_or_record_config(demo_config(quick=True), paths, overwrite=True, report=lambda _: None)
+    assert sorted(p.name for p in paths.root.iterdir()) == ["recipe.yaml"]

@@ -235,3 +235,60 @@ def test_bad_video_shapes_are_rejected() -> None:
     left_padded = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1], [1] * 8])
     with pytest.raises(ValueError, match="real frames first"):
         model.get_encoder()(pixels, left_padded)
+
+
+# --- loading and generating without noise ------------------------------------------------------
+class TransformersLogRecords:
+    """Every record the ``transformers`` loggers emit inside the ``with`` (they do not propagate)."""
+
+    def __enter__(self) -> list[str]:
+        import logging
+
+        self.messages: list[str] = []
+        self.handler = logging.Handler(level=logging.DEBUG)
+        self.handler.emit = lambda record: self.messages.append(record.getMessage())
+        logging.getLogger("transformers").addHandler(self.handler)
+        return self.messages
+
+    def __exit__(self, *exc_info: object) -> None:
+        import logging
+
+        logging.getLogger("transformers").removeHandler(self.handler)
+
+
+def test_a_tied_model_declares_its_tied_copy_unsaved_and_an_untied_one_nothing() -> None:
+    assert tiny_model()._keys_to_ignore_on_save == {"lm_head.weight"}
+    assert tiny_model(tie_word_embeddings=False)._keys_to_ignore_on_save == set()
+
+
+def test_loading_a_saved_tied_model_reports_no_missing_keys(tmp_path) -> None:
+    from transformers import Trainer, TrainingArguments
+
+    tiny_model().save_pretrained(tmp_path / "model")
+    with TransformersLogRecords() as messages:
+        model = SclSltForSignTranslation.from_pretrained(tmp_path / "model")
+        # The Trainer's way (load_best_model_at_end, resuming): load_state_dict of the checkpoint.
+        trainer = Trainer(model=model, args=TrainingArguments(tmp_path / "run", use_cpu=True, report_to=[]))
+        trainer._load_from_checkpoint(str(tmp_path / "model"))
+    assert not [m for m in messages if "missing keys" in m or "lm_head" in m], messages
+    assert model.lm_head.weight is model.decoder.embed_tokens.weight
+
+
+def test_generation_with_the_saved_generation_config_does_not_warn_about_max_length(tmp_path) -> None:
+    import warnings
+
+    from trainers.application.evaluation import set_generation_defaults
+
+    model = tiny_model()
+    set_generation_defaults(model, num_beams=2, max_new_tokens=5)
+    model.save_pretrained(tmp_path / "model")
+    loaded = SclSltForSignTranslation.from_pretrained(tmp_path / "model").eval()
+    assert loaded.generation_config.max_new_tokens == 5 and loaded.generation_config.max_length is None
+    pixels, mask = video_batch([8, 8])
+    with TransformersLogRecords() as messages, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            generated = loaded.generate(pixel_values=pixels, attention_mask=mask)
+    noise = [m for m in [*messages, *(str(w.message) for w in caught)] if "max_length" in m]
+    assert not noise, noise
+    assert generated.shape[1] <= 1 + 5

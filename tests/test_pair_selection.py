@@ -365,3 +365,100 @@ def test_sparse_scores_accept_precomputed_candidates() -> None:
     assert torch.equal(given.indices, searched.indices)
     torch.testing.assert_close(given.scores, searched.scores)
     torch.testing.assert_close(given.reverse_scores, searched.reverse_scores)
+
+
+# --- scores files know their samples -------------------------------------------------------
+def permuted_series(similarities: torch.Tensor, order: torch.Tensor) -> TensorSimilaritySeries:
+    """The same (S, N, N) similarities with the samples renumbered: new k is old order[k]."""
+    return TensorSimilaritySeries(similarities[:, order][:, :, order].contiguous())
+
+
+def curriculum(scores: torch.Tensor | SparseScores, names: list[str]) -> list[list[str]]:
+    from trainers.method.sampler import PSCurriculumBatchSampler
+
+    sampler = PSCurriculumBatchSampler(scores, batch_size=3, num_epochs=3, schedule="linear", seed=0)
+    sampler.set_epoch(1)
+    return [[names[i] for i in batch] for batch in sampler]
+
+
+def test_scores_file_records_sample_ids_and_the_snapshot_series(tmp_path) -> None:
+    import json
+
+    from safetensors import safe_open
+
+    for epoch, seed in ((1, 1), (3, 2)):
+        save_snapshot(token_snapshot(epoch, seed), tmp_path / "snapshots" / snapshot_filename(100 * epoch))
+    snapshots = load_snapshot_series(tmp_path / "snapshots")
+    series = SnapshotSimilaritySeries(snapshots, aggregation="mean")
+    path = save_pair_scores(
+        compute_dense_scores(series), tmp_path / "scores.safetensors", {"mode": "dense"}, series
+    )
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata()
+    record = json.loads(header["scl_slt_pair_scores"])
+    assert header["mode"] == "dense" and record["num_samples"] == N
+    assert record["sample_ids"] == [f"s{i}" for i in range(N)] and len(record["sample_ids_sha256"]) == 64
+    assert record["series"]["aggregation"] == "mean"  # the series' aggregation, not the snapshots' cico
+    assert [(s["step"], s["epoch"], s["file"]) for s in record["series"]["snapshots"]] == [
+        (100, 1.0, snapshot_filename(100)),
+        (300, 3.0, snapshot_filename(300)),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_scores_reordered_to_a_training_order_give_that_orders_curriculum(tmp_path, mode: str) -> None:
+    similarities = torch.randn(2, 10, 10, generator=torch.Generator().manual_seed(8))
+    names = [f"clip{i}" for i in range(10)]
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(9))
+    train_names = [names[i] for i in order]  # the training set lists the same clips in another order
+
+    def compute(series):
+        if mode == "dense":
+            return compute_dense_scores(series)
+        return compute_sparse_scores(series, num_candidates=4)
+
+    stored = compute(TensorSimilaritySeries(similarities))
+    path = save_pair_scores(stored, tmp_path / "scores.safetensors", sample_ids=names)
+    loaded = load_pair_scores(path, sample_ids=train_names)
+    expected = compute(permuted_series(similarities, order))  # computed in the training order itself
+    if mode == "dense":
+        assert torch.equal(loaded, expected)
+    else:
+        for field in ("indices", "scores", "reverse_scores"):
+            assert torch.equal(getattr(loaded, field), getattr(expected, field)), field
+    assert curriculum(loaded, train_names) == curriculum(expected, train_names)
+    assert curriculum(stored, train_names) != curriculum(expected, train_names), "the test would be vacuous"
+    again = load_pair_scores(path, sample_ids=names)  # the stored order: nothing to reorder
+    dense_of = (lambda scores: scores) if mode == "dense" else SparseScores.to_dense
+    assert torch.equal(dense_of(again), dense_of(stored))
+
+
+def test_scores_of_other_samples_are_refused_naming_the_first_difference(tmp_path) -> None:
+    names = [f"clip{i}" for i in range(6)]
+    path = save_pair_scores(torch.randn(6, 6), tmp_path / "scores.safetensors", sample_ids=names)
+    filtered = names[:2] + names[3:]  # e.g. on_error="skip" dropped clip2 this time
+    with pytest.raises(
+        ValueError,
+        match=r"position 2 the training set has 'clip3' but the scores have 'clip2' "
+        r"\(training set 5 samples, scores 6\)",
+    ) as error:
+        load_pair_scores(path, sample_ids=filtered)
+    assert str(path) in str(error.value)
+    renamed = [*names[:4], "other", *names[5:]]
+    with pytest.raises(
+        ValueError, match="position 4 the training set has 'other' but the scores have 'clip4'"
+    ):
+        load_pair_scores(path, sample_ids=renamed)
+    with pytest.raises(ValueError, match="6 sample ids were given for scores over 5 samples"):
+        save_pair_scores(torch.randn(5, 5), tmp_path / "bad.safetensors", sample_ids=names)
+
+
+def test_old_scores_file_without_sample_ids_loads_with_a_warning(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    dense = torch.randn(4, 4)
+    save_file({"dense": dense}, str(tmp_path / "old.safetensors"), metadata={"mode": "dense"})
+    with pytest.warns(UserWarning, match="stores no sample ids"):
+        loaded = load_pair_scores(tmp_path / "old.safetensors", sample_ids=["a", "b", "c", "d"])
+    assert torch.equal(loaded, dense)
+    assert torch.equal(load_pair_scores(tmp_path / "old.safetensors"), dense)  # no ids asked: no warning

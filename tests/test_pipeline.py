@@ -383,3 +383,15 @@ def test_pipeline_over_a_lora_adapter_folder(model_dir: Path, tmp_path: Path) ->
     plain = pipeline(TASK, model=str(model_dir))([clip.copy() for clip in clips])
     assert adapted == merged
     assert adapted != plain, "the adapter did not change any translation: the test would be vacuous"
+
+
+def test_a_folder_without_tokenizer_is_refused_with_how_to_add_one(tmp_path: Path) -> None:
+    model = SclSltForSignTranslation(
+        config_for_tokenizer("tiny", train_tokenizer(SENTENCES, "en_XX", model="wordlevel"), "en_XX")
+    )
+    model.save_pretrained(tmp_path / "model")
+    with pytest.raises(ValueError) as error:
+        pipeline(TASK, model=str(tmp_path / "model"))
+    message = str(error.value)
+    assert "has no tokenizer" in message and "tokenizer.save_pretrained" in message
+    assert "sentencepiece" not in message and "tiktoken" not in message

@@ -130,7 +130,7 @@ def test_paper_configs_load(name: str) -> None:
     ("config_text", "message"),
     [
         ("scl:\n  epoch: 3\n", "unknown key(s) ['epoch']"),
-        ("scl:\n  epochs: many\n", "scl: epochs: expected float, got 'many'"),
+        ("scl:\n  epochs: many\n", "scl.epochs: expected float, got 'many'"),
         ("scl:\n  init_from: elsewhere\n", "is not one of ['initial', 'reference']"),
         ("corpus:\n  synthetic_options:\n    colour: red\n", "synthetic_options: unknown key(s) ['colour']"),
     ],

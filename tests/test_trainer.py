@@ -356,3 +356,63 @@ def test_blocked_similarity_keeps_the_cico_text_to_video_direction() -> None:
     )
     assert torch.allclose(video_to_text, expected_v2t) and torch.allclose(text_to_video, expected_t2v)
     assert not torch.allclose(text_to_video, video_to_text.T), "CiCo's two directions should differ"
+
+
+def test_a_resumed_epoch_reaches_the_sampler_behind_accelerates_shard_wrappers(tmp_path, tokenizer) -> None:
+    """Rank 1 of 2, resumed one batch into epoch 2: its loader is accelerate's
+    DataLoaderShard(SkipBatchSampler(BatchSamplerShard(our sampler))). Neither accelerate nor the
+    Trainer's own set_epoch calls reach our sampler through that; the epoch-begin callbacks must."""
+    from accelerate.data_loader import BatchSamplerShard, DataLoaderShard, SkipBatchSampler
+
+    dataset = tiny_corpus(num_samples=16)
+    scores = torch.randn(16, 16, generator=torch.Generator().manual_seed(3))
+    trainer = make_trainer(
+        tmp_path, tokenizer, dataset=dataset, stage="scl", num_train_epochs=4, curriculum_schedule="linear"
+    )
+    trainer.pair_selection_scores = scores
+    sampler = trainer.get_train_dataloader().batch_sampler  # one process: our sampler itself
+    assert isinstance(sampler, PSCurriculumBatchSampler) and len(sampler) == 4
+    shard = BatchSamplerShard(sampler, num_processes=2, process_index=1)
+    resumed = DataLoaderShard(
+        dataset,
+        batch_sampler=SkipBatchSampler(shard, skip_batches=1),
+        collate_fn=lambda examples: [example["name"] for example in examples],
+    )
+    # What Trainer.train does on such a resume (4 steps per epoch for this one-process trainer):
+    trainer.state.global_step = 2 * 4 + 1
+    handler, args, state = trainer.callback_handler, trainer.args, trainer.state
+    handler.on_train_begin(args, state, trainer.control)
+    handler.on_epoch_begin(args, state, trainer.control)
+    resumed.set_epoch(2)  # then `_run_epoch`: the loader's set_epoch and one wrapper deeper
+    if hasattr(resumed.batch_sampler.batch_sampler, "set_epoch"):
+        resumed.batch_sampler.batch_sampler.set_epoch(2)
+    assert sampler.epoch == 2
+    expected = PSCurriculumBatchSampler(
+        scores, batch_size=4, num_epochs=4, schedule="linear", texts=list(dataset["text"]), seed=0
+    )
+    expected.set_epoch(2)
+    names = [[f"clip{i}" for i in batch] for batch in expected]
+    assert list(resumed) == names[1::2][1:]
+    handler.on_epoch_begin(args, state, trainer.control)  # the next epoch counts on from there
+    assert sampler.epoch == 3
+
+
+def test_scores_file_is_reordered_to_the_training_set_or_refused(tmp_path, tokenizer) -> None:
+    from trainers.method.pair_selection import save_pair_scores
+    from trainers.training.components import training_scores
+
+    dataset = tiny_corpus()
+    names = list(dataset["name"])
+    stored = torch.randn(8, 8, generator=torch.Generator().manual_seed(6))
+    order = torch.tensor([3, 0, 7, 1, 6, 2, 5, 4])  # scores computed when the manifest listed this order
+    path = save_pair_scores(stored, tmp_path / "scores.safetensors", sample_ids=[names[i] for i in order])
+    trainer = make_trainer(tmp_path, tokenizer, dataset=dataset, stage="scl", pair_selection_scores=str(path))
+    position = torch.argsort(order)  # training sample k sits at row position[k] of the file
+    assert torch.equal(training_scores(trainer), stored[position][:, position])
+
+    skipped = make_trainer(
+        tmp_path, tokenizer, dataset=dataset.select(range(1, 8)), stage="scl", pair_selection_scores=str(path)
+    )
+    with pytest.raises(ValueError, match="computed for other samples than the training set") as error:
+        skipped.get_train_dataloader()
+    assert str(path) in str(error.value) and "training set 7 samples, scores 8" in str(error.value)

@@ -151,3 +151,31 @@ def test_first_snapshot_threshold_sees_a_run_that_pushes_negatives_apart() -> No
     # With each snapshot's own median both ends have the same number of high pairs: H->L = L->H.
     relative = analyze_trajectories(similarities, threshold_reference="each")
     assert relative.counts["H->L"] == relative.counts["L->H"]
+
+
+def test_figure_explains_its_threshold_line_and_starred_share_with_whole_epoch_ticks() -> None:
+    from dataclasses import replace
+
+    import matplotlib.pyplot as plt
+
+    from trainers.method.trajectories import classification_thresholds, trajectory_figure
+
+    report = replace(analyze_trajectories(hand_series()), positions=[2.0, 3.0, 4.0])  # epochs 2..4
+    figure = trajectory_figure(report)
+    try:
+        legend = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
+        assert any("threshold" in text for text in legend) and any("negative pair" in text for text in legend)
+        caption = figure.get_supxlabel()
+        assert "pushed away at every step" in caption and report.threshold_rule in caption.replace("\n", " ")
+        panels = [axis for axis in figure.axes if axis.get_xlabel() == "snapshot (epoch)"]
+        assert len(panels) == len(CATEGORIES)
+        for axis in panels:
+            ticks = [tick for tick in axis.get_xticks() if 2.0 <= tick <= 4.0]
+            assert ticks and all(float(tick).is_integer() for tick in ticks), ticks
+            dashed = [line for line in axis.get_lines() if line.get_linestyle() == "--"]
+            # The default rule classifies both ends with the first snapshot's threshold: a flat line.
+            assert [tuple(line.get_ydata()) for line in dashed] == [classification_thresholds(report)]
+        first, last = classification_thresholds(report)
+        assert first == last == report.thresholds[0]
+    finally:
+        plt.close(figure)

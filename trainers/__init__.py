@@ -8,16 +8,15 @@
   vocabulary trimming;
 - ``trainers.publishing``: model cards and Hub uploads.
 
-Every name of ``__all__`` is importable from ``trainers`` directly. Importing this package does not import
-matplotlib (only the plotting function does); the Trainer, the recipe and the metrics (which pull
-in ``evaluate``, ``datasets`` and the corpus loaders) load on first access.
+Every name of ``__all__`` is importable from ``trainers`` directly. Importing this package imports
+nothing heavy (the ``scl-slt`` command line starts from it): the method (torch), the Trainer, the
+recipe and the metrics (which pull in ``evaluate``, ``datasets`` and the corpus loaders) load on
+first access.
 """
 
 from __future__ import annotations
 
 import importlib
-
-from . import method
 
 # Heavy imports resolve on first access (PEP 562): name → submodule.
 _LAZY_NAMES = {
@@ -39,12 +38,14 @@ _LAZY_NAMES = {
 
 
 def __getattr__(name: str):
-    if name in method.__all__:
-        return getattr(method, name)
     if name in _LAZY_NAMES:
         return getattr(importlib.import_module(_LAZY_NAMES[name], __name__), name)
+    if name.startswith("__") and name != "__all__":  # probes of tools, not our names: stay light
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    method = importlib.import_module(".method", __name__)
+    if name == "__all__":
+        # The method's names (listed once, in trainers.method) and the lazily imported ones.
+        return sorted([*method.__all__, *_LAZY_NAMES])
+    if name in method.__all__:
+        return getattr(method, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# The method's names (listed once, in trainers.method) and the lazily imported ones.
-__all__ = sorted([*method.__all__, *_LAZY_NAMES])

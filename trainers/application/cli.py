@@ -6,6 +6,9 @@ snapshots) and ``push`` (model and corpus to the Hub).
 
 A user mistake (missing file, unknown config key, bad value, bad corpus, an upload that cannot
 happen) ends with one clear line on stderr and exit code 2, without a traceback.
+
+Only light modules are imported at the top (the parser, the config's checks): ``--help``, argument
+errors and config errors answer in a fraction of a second; each command imports what it uses.
 """
 
 from __future__ import annotations
@@ -17,198 +20,18 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
 
+from .cli_parser import CORPUS_KINDS, build_parser
+from .recipe_config import ConfigError, RecipeConfig, check_corpus_path, corpus_path_help
+
 USER_ERROR_EXIT = 2
-CORPUS_KINDS = ("phoenix2014t", "csl_daily", "manifest", "synthetic")
-SYNTHETIC_SIZES = ("tiny", "small", "default", "large")
-CORPUS_HELP = (
-    "phoenix2014t: the release folder; csl_daily: the CSL-Daily folder; manifest: a CSV/TSV/JSONL "
-    "manifest; synthetic: the folder of a generated synthetic corpus (generated there when missing)"
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="scl-slt",
-        description="Selective Contrastive Learning for gloss-free Sign Language Translation.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_demo, add_train, add_prepare, add_evaluate, add_translate, add_analyze, add_push):
-        add(commands)
-    return parser
-
-
-def add_demo(commands: Any) -> None:
-    demo = commands.add_parser(
-        "demo",
-        help="run the whole recipe on the built-in synthetic sign language (CPU)",
-        description="Generate the synthetic corpus, run reference → Pair Selection → scl → translate, "
-        "print dev/test BLEU-4 and translate one test video.",
-    )
-    demo.add_argument("--output-dir", default="scl-slt-demo", help="run directory (default: %(default)s)")
-    demo.add_argument("--quick", action="store_true", help="the same path on a tiny corpus (about a minute)")
-
-
-def add_train(commands: Any) -> None:
-    train = commands.add_parser(
-        "train",
-        help="run (or resume) the recipe from a YAML config",
-        description="Run reference → Pair Selection → scl → translate → test evaluation from a config "
-        "(see configs/); an interrupted run resumes where it stopped.",
-    )
-    train.add_argument("config", help="recipe YAML file")
-    train.add_argument("--output-dir", required=True, help="run directory")
-    train.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set scl.epochs=10 (repeatable; VALUE is YAML)",
-    )
-    train.add_argument(
-        "--stop-after",
-        choices=("reference", "scl"),
-        help="stop after the reference run (with its trajectory report and Pair Selection scores) "
-        "or after stage scl; running again without it resumes from there",
-    )
-
-
-def add_corpus_options(command: argparse.ArgumentParser) -> None:
-    """``--on-error`` and ``--size``, shared by the commands that load a corpus."""
-    command.add_argument(
-        "--on-error",
-        choices=("raise", "skip"),
-        default="raise",
-        help="bad samples: stop with a list of them, or skip and report each (default: %(default)s)",
-    )
-    command.add_argument(
-        "--size",
-        choices=SYNTHETIC_SIZES,
-        default="tiny",
-        help="synthetic corpus only: the size generated when PATH holds none yet (default: %(default)s)",
-    )
-
-
-def add_prepare(commands: Any) -> None:
-    prepare = commands.add_parser(
-        "prepare",
-        help="corpus → self-contained parquet (frames embedded), laid out as a Hub dataset",
-        description="Load a corpus and write data/{split}.parquet with every frame's bytes embedded, "
-        "plus a dataset card: the folder `push --dataset` uploads. It loads with "
-        "datasets.load_dataset(OUTPUT_DIR).",
-    )
-    prepare.add_argument("kind", choices=CORPUS_KINDS, help="corpus kind")
-    prepare.add_argument("path", help=CORPUS_HELP)
-    prepare.add_argument("--output-dir", required=True, help="new or empty folder to write")
-    add_corpus_options(prepare)
-
-
-def add_evaluate(commands: Any) -> None:
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="BLEU-1..4 and ROUGE-L of a saved model on a corpus split",
-        description="Translate a corpus split with a saved model (preprocessing from the model's "
-        "config.video_preprocessing, as in training) and score BLEU-1..4 and ROUGE-L; prints the "
-        "scores as JSON.",
-    )
-    evaluate.add_argument("model_dir", help="saved model folder (with its tokenizer)")
-    evaluate.add_argument("--corpus-kind", required=True, choices=CORPUS_KINDS, help="corpus kind")
-    evaluate.add_argument("--corpus-path", required=True, help=CORPUS_HELP)
-    evaluate.add_argument("--split", default="test", help="split to evaluate (default: %(default)s)")
-    evaluate.add_argument(
-        "--num-beams", type=positive_int, default=4, help="beam size (default: %(default)s)"
-    )
-    evaluate.add_argument(
-        "--max-new-tokens", type=positive_int, default=64, help="longest translation (default: %(default)s)"
-    )
-    evaluate.add_argument("--batch-size", type=positive_int, default=8, help="videos per batch (default: 8)")
-    evaluate.add_argument(
-        "--language",
-        default="de",
-        help="target language code: BLEU tokenisation 13a, or characters for zh (default: %(default)s)",
-    )
-    evaluate.add_argument("--output", help="write one JSON line per video (name, reference, hypothesis)")
-    evaluate.add_argument("--metrics-output", help="also write the scores to this JSON file")
-    add_corpus_options(evaluate)
-
-
-def add_translate(commands: Any) -> None:
-    translate = commands.add_parser(
-        "translate",
-        help="translate video files or frame folders with a saved model",
-        description="Translate each input through the sign-language-translation pipeline and print "
-        "`input<TAB>translation` lines.",
-    )
-    translate.add_argument("model_dir", help="saved model folder (with its tokenizer)")
-    translate.add_argument("inputs", nargs="+", metavar="INPUT", help="video file or folder of frame images")
-    translate.add_argument("--batch-size", type=positive_int, default=1, help="videos per batch (default: 1)")
-    translate.add_argument("--num-beams", type=positive_int, help="beam size (default: the model's)")
-    translate.add_argument(
-        "--max-new-tokens", type=positive_int, help="longest translation (default: the model's)"
-    )
-    translate.add_argument("--output", help="also write one JSON line per input (input, translation)")
-
-
-def add_analyze(commands: Any) -> None:
-    analyze = commands.add_parser(
-        "analyze",
-        help="trajectory analysis of reference-run snapshots",
-        description="Classify every negative pair of the snapshots as H->L, H->H, L->H or L->L and "
-        "write trajectories.json and trajectories.png. With --texts-from, pairs with identical "
-        "target texts (known false negatives) are left out.",
-    )
-    analyze.add_argument("snapshot_dir", help="folder of snapshot files (a run's snapshots/)")
-    analyze.add_argument("--output-dir", required=True, help="where trajectories.json and .png go")
-    analyze.add_argument(
-        "--texts-from",
-        metavar="MANIFEST_OR_RUN",
-        help="the texts of the snapshot samples: a corpus manifest or a recipe run directory",
-    )
-    analyze.add_argument("--seed", type=int, default=0, help="seed of the sampled pairs (default: 0)")
-
-
-def add_push(commands: Any) -> None:
-    push = commands.add_parser(
-        "push",
-        help="upload a model (and optionally its corpus) to the Hugging Face Hub",
-        description="Assemble the model folder (weights, config, code files, tokenizer, generation "
-        "config, model card) and upload it; with --dataset, also the corpus as parquet. Needs the "
-        "network and a token (hf auth login or HF_TOKEN).",
-    )
-    push.add_argument("model_dir", help="saved model folder (a run's model/ has everything needed)")
-    push.add_argument("--repo-id", required=True, help="model repository, USER/NAME")
-    push.add_argument("--private", action="store_true", help="create private repositories")
-    push.add_argument("--token", help="Hub token (default: the saved login or HF_TOKEN)")
-    push.add_argument(
-        "--dataset",
-        metavar="KIND:PATH",
-        type=corpus_spec,
-        help="also upload this corpus, e.g. manifest:m.csv",
-    )
-    push.add_argument("--dataset-repo-id", help="dataset repository, USER/NAME (needed with --dataset)")
-    push.add_argument(
-        "--staging-dir", help="prepare the upload folders here and keep them (default: temporary)"
-    )
-    add_corpus_options(push)
-
-
-def positive_int(value: str) -> int:
-    """argparse type: an int of at least 1."""
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return number
-
-
-def corpus_spec(value: str) -> tuple[str, str]:
-    """argparse type: ``KIND:PATH`` → (kind, path)."""
-    kind, separator, path = value.partition(":")
-    if not separator or kind not in CORPUS_KINDS or not path:
-        raise argparse.ArgumentTypeError(f"expected KIND:PATH with KIND one of {', '.join(CORPUS_KINDS)}")
-    return kind, path
+ROUNDED_DIGITS = 2  # of the printed scores: float32 noise (86.00000143) is not a digit
+# The target-text language of each corpus kind that has one (a manifest may hold any).
+KIND_LANGUAGES = {"synthetic": "en", "phoenix2014t": "de", "csl_daily": "zh"}
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
@@ -227,21 +50,40 @@ def run_command(args: argparse.Namespace) -> None:
     if args.command == "demo":
         from .demo import run_demo
 
-        run_demo(args.output_dir, quick=args.quick)
+        run_demo(args.output_dir, quick=args.quick, overwrite=args.overwrite, quiet=args.quiet)
     elif args.command == "train":
-        from .recipe import run_recipe
-        from .recipe_config import RecipeConfig
-
-        config = RecipeConfig.from_yaml(args.config, parse_overrides(args.set))
-        run_recipe(config, Path(args.output_dir), stop_after=args.stop_after)
+        run_train(args)
     else:
         COMMANDS[args.command](args)
 
 
+def run_train(args: argparse.Namespace) -> None:
+    """Check the config (values first, in milliseconds; then the corpus), then run the recipe."""
+    config = RecipeConfig.from_yaml(args.config, parse_overrides(args.set))
+    if config.corpus.kind != "synthetic":
+        check_corpus_path(config.corpus.kind, config.corpus.path, f"{args.config}: corpus.path")
+    from .recipe import run_recipe
+    from .run_setup import check_before_work
+
+    check_before_work(config, args.config)  # also the synthetic corpus options
+    from ..training.progress import progress_display
+
+    with progress_display(enabled=False if args.quiet else None):
+        run_recipe(config, Path(args.output_dir), stop_after=args.stop_after, overwrite=args.overwrite)
+
+
 # --- prepare ----------------------------------------------------------------------------------
-def load_named_corpus(kind: str, path: str | Path, on_error: str = "raise", size: str = "tiny") -> Any:
-    """The corpus of ``kind`` at ``path`` as a ``DatasetDict`` (a synthetic one is generated when
-    ``path`` holds none)."""
+def load_named_corpus(
+    kind: str,
+    path: str | Path,
+    on_error: str = "raise",
+    size: str = "tiny",
+    generate: bool = False,
+    key: str = "corpus path",
+) -> Any:
+    """The corpus of ``kind`` at ``path`` as a ``DatasetDict``; ``generate`` writes a synthetic
+    corpus of ``size`` there when it holds none. ``key`` names the argument in errors."""
+    check_corpus_argument(kind, path, generate, key)
     from datasets_scripts import load_csl_daily, load_phoenix2014t, load_sign_corpus, make_synthetic_corpus
 
     path = Path(path)
@@ -251,18 +93,33 @@ def load_named_corpus(kind: str, path: str | Path, on_error: str = "raise", size
             print(f"generating a {size} synthetic corpus in {path}", file=sys.stderr)
             manifest = make_synthetic_corpus(path, size=size)
         return load_sign_corpus(manifest, on_error=on_error)
-    if not path.exists():
-        raise FileNotFoundError(f"corpus path {path} does not exist")
     loaders = {"phoenix2014t": load_phoenix2014t, "csl_daily": load_csl_daily, "manifest": load_sign_corpus}
     if kind not in loaders:
         raise ValueError(f"unknown corpus kind {kind!r}; choose one of {', '.join(CORPUS_KINDS)}")
     return loaders[kind](path, on_error=on_error)
 
 
+def check_corpus_argument(kind: str, path: str | Path, generate: bool, key: str) -> None:
+    """A ConfigError unless ``path`` holds a corpus of ``kind`` (or ``generate`` makes a synthetic
+    one there). Light: the commands call it before they import the corpus loaders."""
+    path = Path(path)
+    if generate and kind != "synthetic":
+        raise ConfigError(f"--generate makes a synthetic corpus; it does not apply to corpus kind {kind}")
+    if kind != "synthetic":
+        check_corpus_path(kind, path, key)
+    elif not (path / "manifest.csv").exists() and not generate:
+        problem = "does not exist" if not path.exists() else "holds no manifest.csv"
+        raise ConfigError(
+            f"{key}: {path} {problem}; expected {corpus_path_help(kind)}, or pass --generate to "
+            "generate one there"
+        )
+
+
 def run_prepare(args: argparse.Namespace) -> None:
+    check_corpus_argument(args.kind, args.path, args.generate, "PATH")
     from ..publishing.hub import prepare_dataset_upload
 
-    corpus = load_named_corpus(args.kind, args.path, args.on_error, args.size)
+    corpus = load_named_corpus(args.kind, args.path, args.on_error, args.size, args.generate, "PATH")
     folder = prepare_dataset_upload(corpus, args.output_dir)
     counts = ", ".join(f"{split} {len(corpus[split])}" for split in corpus)
     print(f"wrote {folder} ({counts}); load it with datasets.load_dataset({str(folder)!r})")
@@ -270,15 +127,18 @@ def run_prepare(args: argparse.Namespace) -> None:
 
 # --- evaluate ---------------------------------------------------------------------------------
 def run_evaluate(args: argparse.Namespace) -> None:
+    require_model_dir(args.model_dir)
+    check_corpus_argument(args.corpus_kind, args.corpus_path, args.generate, "--corpus-path")
     from .evaluation import write_predictions
 
-    require_model_dir(args.model_dir)
-    corpus = load_named_corpus(args.corpus_kind, args.corpus_path, args.on_error, args.size)
+    corpus = load_named_corpus(
+        args.corpus_kind, args.corpus_path, args.on_error, args.size, args.generate, "--corpus-path"
+    )
     if args.split not in corpus:
         raise ValueError(f"the corpus has no split {args.split!r}; it has {', '.join(corpus)}")
     dataset = corpus[args.split]
     metrics, hypotheses = evaluate_model(args, dataset)
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(rounded(metrics), indent=2))
     if args.output:
         write_predictions(Path(args.output), dataset, hypotheses)
     if args.metrics_output:
@@ -293,17 +153,50 @@ def evaluate_model(args: argparse.Namespace, dataset: Any) -> tuple[dict[str, fl
     from modeling_scl_slt import SclSltForSignTranslation
     from modeling_scl_slt.pipeline_scl_slt import evaluation_transform
 
-    from .evaluation import evaluate_split, set_generation_defaults
+    from .evaluation import evaluate_split
 
     model = SclSltForSignTranslation.from_pretrained(args.model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
-    set_generation_defaults(model, args.num_beams, args.max_new_tokens)
+    apply_generation_options(model, args.num_beams, args.max_new_tokens)
     collator = SignTranslationCollator(
         tokenizer,
         evaluation_transform(model.config.video_preprocessing),
         min_frames=model.config.temporal_downsampling,
     )
-    return evaluate_split(model, dataset, collator, tokenizer, args.language, batch_size=args.batch_size)
+    language = args.language or metric_language(args.corpus_kind, model.config)
+    return evaluate_split(model, dataset, collator, tokenizer, language, batch_size=args.batch_size)
+
+
+def apply_generation_options(model: Any, num_beams: int | None, max_new_tokens: int | None) -> None:
+    """``--num-beams`` / ``--max-new-tokens`` over the model's generation config. Without either,
+    the length is what ``translate`` (the pipeline) would use: the config's, else its default."""
+    from modeling_scl_slt.pipeline_scl_slt import SignLanguageTranslationPipeline
+
+    if max_new_tokens is None:  # the pipeline's rule reads only .model
+        length = SignLanguageTranslationPipeline.default_length(SimpleNamespace(model=model), {})
+        max_new_tokens = length.get("max_new_tokens")
+    generation = model.generation_config
+    if num_beams is not None:
+        generation.num_beams = num_beams
+    if max_new_tokens is not None:
+        generation.max_new_tokens, generation.max_length = max_new_tokens, None
+
+
+def metric_language(kind: str, model_config: Any) -> str:
+    """The language that BLEU / ROUGE-L tokenise for: the corpus kind's, else the model's tgt_lang.
+
+    A manifest's ``language`` column is not used: it may name the sign language (How2Sign: ase).
+    """
+    language = KIND_LANGUAGES.get(kind) or (getattr(model_config, "tgt_lang", None) or "de").split("_")[0]
+    print(f"scoring as language {language!r} (--language sets another)", file=sys.stderr)
+    return language
+
+
+def rounded(metrics: Any, digits: int = ROUNDED_DIGITS) -> Any:
+    """``metrics`` with every float rounded (nested mappings too): what is printed, not stored."""
+    if isinstance(metrics, dict):
+        return {key: rounded(value, digits) for key, value in metrics.items()}
+    return round(metrics, digits) if isinstance(metrics, float) else metrics
 
 
 # --- translate --------------------------------------------------------------------------------
@@ -365,7 +258,11 @@ def snapshot_texts(sample_ids: Sequence[str | int], source: Path) -> list[str]:
 
     Names are looked up in every split; integer ids index the training split.
     """
-    corpus = corpus_of_run(source) if source.is_dir() else load_named_corpus("manifest", source)
+    corpus = (
+        corpus_of_run(source)
+        if source.is_dir()
+        else load_named_corpus("manifest", source, key="--texts-from")
+    )
     if all(isinstance(sample, int) for sample in sample_ids):
         train = corpus["train"]["text"]
         if max(sample_ids) >= len(train):
@@ -384,8 +281,7 @@ def snapshot_texts(sample_ids: Sequence[str | int], source: Path) -> list[str]:
 
 def corpus_of_run(run_dir: Path) -> Any:
     """The corpus a recipe run was trained on, read from its ``recipe.yaml``."""
-    from .recipe import RunPaths
-    from .recipe_config import RecipeConfig
+    from .run_paths import RunPaths
 
     paths = RunPaths(run_dir)
     if not paths.config.is_file():
@@ -402,22 +298,24 @@ def corpus_of_run(run_dir: Path) -> Any:
         return load_sign_corpus(manifest, on_error=section.on_error)
     if section.kind == "manifest":
         return load_sign_corpus(section.path, on_error=section.on_error, **section.manifest_options)
-    return load_named_corpus(section.kind, section.path, section.on_error)
+    return load_named_corpus(section.kind, section.path, section.on_error, key=f"{paths.config}: corpus.path")
 
 
 # --- push -------------------------------------------------------------------------------------
 def run_push(args: argparse.Namespace) -> None:
-    from ..publishing.hub import check_online, prepare_dataset_upload, prepare_model_upload, upload_folder
-
     if args.dataset and not args.dataset_repo_id:
         raise ValueError("--dataset needs --dataset-repo-id USER/NAME")
+    if args.dataset:
+        check_corpus_argument(*args.dataset, args.generate, "--dataset")
+    from ..publishing.hub import check_online, prepare_dataset_upload, prepare_model_upload, upload_folder
+
     check_online(f"push to {args.repo_id!r}")  # before the (possibly long) preparation
     with tempfile.TemporaryDirectory(prefix="scl-slt-push-") as scratch:
         staging = Path(args.staging_dir or scratch)
         model_folder = prepare_model_upload(args.model_dir, staging / "model", repo_id=args.repo_id)
         uploads = [(model_folder, args.repo_id, "model")]
         if args.dataset:
-            corpus = load_named_corpus(*args.dataset, args.on_error, args.size)
+            corpus = load_named_corpus(*args.dataset, args.on_error, args.size, args.generate, "--dataset")
             uploads.append(
                 (prepare_dataset_upload(corpus, staging / "dataset"), args.dataset_repo_id, "dataset")
             )
@@ -449,17 +347,24 @@ COMMANDS = {
 }
 
 
+def user_error_types() -> tuple[type[Exception], ...]:
+    """The exceptions that mean a user mistake. The corpus and Hub errors are looked up only where
+    their (heavy) module was loaded: a module that was never imported raised nothing."""
+    found: list[type[Exception]] = [ConfigError, FileNotFoundError, FileExistsError, ValueError]
+    for module, name in (("datasets_scripts.errors", "CorpusError"), ("trainers.publishing.hub", "HubError")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from datasets_scripts.errors import CorpusError
-
-    from ..publishing.hub import HubError
-    from .recipe_config import ConfigError
-
     try:
         run_command(args)
-    except (ConfigError, CorpusError, HubError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except Exception as error:
+        if not isinstance(error, user_error_types()):
+            raise
         # A corpus error lists every bad sample on its own line: keep them.
         print(f"scl-slt {args.command}: error: {error}", file=sys.stderr)
         return USER_ERROR_EXIT

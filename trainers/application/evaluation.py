@@ -14,6 +14,7 @@ from datasets_scripts import SignTranslationCollator
 from modeling_scl_slt import SclSltForSignTranslation
 
 from ..metrics import compute_translation_metrics
+from ..training.progress import task_bar
 
 
 @torch.inference_mode()
@@ -25,13 +26,16 @@ def translate_split(
     batch_size: int = 16,
     num_workers: int = 0,
     bf16: bool = False,
+    progress: str | None = None,
 ) -> list[str]:
     """Generated translations of every sample of ``split``, in order, with the model's
-    generation config (beams, length)."""
+    generation config (beams, length). ``progress`` labels a bar over the batches (shown where
+    :func:`~trainers.training.progress.progress_enabled`)."""
     loader = DataLoader(split, batch_size=batch_size, collate_fn=collator, num_workers=num_workers)
     autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)
     hypotheses: list[str] = []
-    for batch in loader:
+    batches = task_bar(loader, progress, total=len(loader)) if progress else loader
+    for batch in batches:
         with autocast:
             generated = model.generate(
                 pixel_values=batch["pixel_values"].to(model.device),
@@ -57,10 +61,30 @@ def evaluate_split(
 
 
 def set_generation_defaults(model: SclSltForSignTranslation, num_beams: int, max_new_tokens: int) -> None:
-    """Beam size and length that ``generate()`` (and the saved generation config) use by default."""
+    """Beam size and length that ``generate()`` (and the saved generation config) use by default.
+
+    The length is ``max_new_tokens`` alone: a ``max_length`` beside it makes every ``generate()``
+    warn that both are set.
+    """
     model.generation_config.num_beams = num_beams
     model.generation_config.max_new_tokens = max_new_tokens
-    model.generation_config.max_length = None  # max_new_tokens decides
+    model.generation_config.max_length = None
+
+
+def set_trainer_generation_defaults(
+    model: SclSltForSignTranslation, num_beams: int, max_new_tokens: int
+) -> None:
+    """Beam size and length for the evaluations of a ``Seq2SeqTrainer`` during training.
+
+    The length is given as ``max_length`` alone (the start token plus ``max_new_tokens``: the same
+    translations). After its first evaluation batch the ``Seq2SeqTrainer`` fills transformers'
+    generic defaults, ``max_length=20`` among them, into the model's generation config; beside a
+    ``max_new_tokens`` that would make every later batch warn that both are set. Call
+    :func:`set_generation_defaults` again before saving the model.
+    """
+    model.generation_config.num_beams = num_beams
+    model.generation_config.max_new_tokens = None
+    model.generation_config.max_length = max_new_tokens + 1
 
 
 def write_predictions(path: Path, split: Any, hypotheses: list[str]) -> None:

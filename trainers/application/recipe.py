@@ -24,48 +24,48 @@ process and the others wait for them.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 from accelerate import PartialState
 from datasets import DatasetDict
 from peft import PeftModel
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
+from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from datasets_scripts import (
-    SignTranslationCollator,
-    VideoTransform,
-    load_csl_daily,
-    load_phoenix2014t,
-    load_sign_corpus,
-    make_synthetic_corpus,
-)
+from datasets_scripts import SignTranslationCollator, VideoTransform
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
 
 from ..method.pair_selection import compute_pair_scores, save_pair_scores
+from ..method.similarity_series import RowShare, SnapshotSimilaritySeries
 from ..method.snapshots import load_snapshot_series
 from ..method.trajectories import analyze_trajectories, write_trajectory_report
 from ..publishing.model_card import write_model_card
 from ..training.lora import apply_lora, paper_lora_config
-from ..training.stages import get_stage
+from ..training.progress import StageProgressCallback, format_duration
+from ..training.stages import STAGES, get_stage
 from ..training.trainer import SclSltTrainer
-from .evaluation import evaluate_split, set_generation_defaults, write_predictions
-from .recipe_config import ConfigError, CorpusSection, RecipeConfig
+from .evaluation import (
+    evaluate_split,
+    set_generation_defaults,
+    set_trainer_generation_defaults,
+    write_predictions,
+)
+from .recipe_config import ConfigError, RecipeConfig
 from .run_paths import RunPaths
-from .stage_arguments import stage_arguments
+from .run_setup import Report, check_before_work, check_or_record_config, load_corpus
+from .run_setup import generate_synthetic_corpus as generate_synthetic_corpus  # (benchmarks use it)
+from .stage_arguments import device_arguments, stage_arguments
 from .tokenization import config_for_tokenizer, train_tokenizer
 from .vocabulary import trim_vocabulary
 
 logger = logging.getLogger(__name__)
-Report = Callable[[str], None]
 
 
 def run_recipe(
@@ -73,22 +73,25 @@ def run_recipe(
     output_dir: str | Path,
     report: Report = print,
     stop_after: Literal["reference", "scl"] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the recipe in ``output_dir``; returns the final metrics.
 
     ``stop_after="reference"`` stops once the reference run, its trajectory report and the Pair
     Selection scores exist (returns ``{}``); ``"scl"`` stops after stage scl (returns its dev
-    retrieval metrics). A later call without ``stop_after`` resumes from there.
+    retrieval metrics). A later call without ``stop_after`` resumes from there. ``overwrite``
+    deletes the run already in ``output_dir`` (only a run directory) and starts over. The whole
+    config and the corpus path are checked before any work.
     """
     if stop_after not in (None, "reference", "scl"):
         raise ValueError(f"stop_after must be None, 'reference' or 'scl', got {stop_after!r}")
-    # Without a GPU, only cpu=True makes accelerate set up the gloo process group of a launch.
-    state = PartialState(cpu=not torch.cuda.is_available())
+    check_before_work(config)
+    state = distributed_state(config)
     if not state.is_main_process:
         report = _silent
     paths = RunPaths(Path(output_dir))
     with state.main_process_first():
-        check_or_record_config(config, paths)
+        check_or_record_config(config, paths, overwrite=overwrite and state.is_main_process, report=report)
     set_seed(config.seed)
     corpus = load_corpus(config, paths, state, report)
     if state.is_main_process and not (paths.initial / "config.json").exists():
@@ -97,8 +100,7 @@ def run_recipe(
     tokenizer, collators = run_collators(config, paths)
 
     reference_dir = run_stage("reference", paths.initial, config, corpus, tokenizer, collators, paths, report)
-    if state.is_main_process:
-        analyse_reference_run(config, corpus, paths, report)
+    analyse_reference_run(config, corpus, paths, report)  # every process computes a share
     state.wait_for_everyone()
     if stop_after == "reference":
         return {}
@@ -115,78 +117,21 @@ def _silent(message: str) -> None:
     """Report of the processes other than the main one."""
 
 
-# --- set-up -----------------------------------------------------------------------------------
-def check_or_record_config(config: RecipeConfig, paths: RunPaths) -> None:
-    """Record the config of a new run; refuse to resume a run started with another config."""
-    text = yaml.safe_dump(config.to_dict(), sort_keys=True)
-    if paths.config.exists():
-        if paths.config.read_text(encoding="utf-8") != text:
-            raise ConfigError(
-                f"{paths.root} holds a run started with a different config ({paths.config}); "
-                "choose another output directory or delete that one"
-            )
-        return
-    paths.root.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(text, encoding="utf-8")
+def distributed_state(config: RecipeConfig) -> PartialState:
+    """The launch's process state; its process group waits ``distributed_timeout_minutes``.
+
+    The first PartialState of a process creates the torch.distributed group, and this one comes
+    before the Trainer's: TrainingArguments passes ``ddp_timeout`` to a PartialState of its own,
+    but that finds the group made and leaves it. So this timeout holds for the whole run.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        logger.warning("the process group exists already: distributed_timeout_minutes does not apply to it")
+    # Without a GPU, only cpu=True makes accelerate set up the gloo process group of a launch.
+    timeout = timedelta(minutes=config.distributed_timeout_minutes)
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=timeout)
 
 
-def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, report: Report) -> DatasetDict:
-    """The configured corpus as train / validation / test splits."""
-    section = config.corpus
-    if section.kind == "synthetic":
-        manifest = paths.corpus / "manifest.csv"
-        with state.main_process_first():
-            if not manifest.exists():
-                report(f"generating the synthetic corpus ({section.synthetic_size}) in {paths.corpus}")
-                generate_synthetic_corpus(section, paths.corpus)
-            corpus = load_sign_corpus(manifest, on_error=section.on_error)
-    elif section.path is None:
-        raise ConfigError(f"corpus.path is required for corpus.kind={section.kind!r}")
-    elif section.kind == "phoenix2014t":
-        corpus = load_phoenix2014t(section.path, on_error=section.on_error)
-    elif section.kind == "csl_daily":
-        corpus = load_csl_daily(section.path, on_error=section.on_error)
-    else:
-        corpus = load_sign_corpus(section.path, on_error=section.on_error, **section.manifest_options)
-    missing = {"train", "validation", "test"} - set(corpus)
-    if missing:
-        raise ConfigError(
-            f"the corpus has no {sorted(missing)} split(s); the recipe needs train, validation and test"
-        )
-    report(
-        "corpus: " + ", ".join(f"{split} {len(corpus[split])}" for split in ("train", "validation", "test"))
-    )
-    return corpus
-
-
-def generate_synthetic_corpus(section: CorpusSection, folder: Path) -> Path:
-    """Write the synthetic corpus the ``corpus`` section describes into ``folder``; its manifest path."""
-    return make_synthetic_corpus(
-        folder,
-        seed=section.synthetic_seed,
-        size=section.synthetic_size,
-        video_format=section.synthetic_format,
-        **synthetic_options(section),
-    )
-
-
-def synthetic_options(section: CorpusSection) -> dict[str, Any]:
-    """``corpus.synthetic_options``, checked against what :func:`make_synthetic_corpus` accepts."""
-    accepted = set(inspect.signature(make_synthetic_corpus).parameters) - {
-        "out_dir",
-        "seed",
-        "size",
-        "video_format",
-        "manifest_format",
-    }
-    unknown = sorted(set(section.synthetic_options) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"corpus.synthetic_options: unknown key(s) {unknown}; known keys are {sorted(accepted)}"
-        )
-    return dict(section.synthetic_options)
-
-
+# --- set-up (config, run directory and corpus: run_setup) -----------------------------------
 def prepare_initial_model(config: RecipeConfig, corpus: DatasetDict, paths: RunPaths, report: Report) -> None:
     """Save the run's tokenizer and initial model (both stages start from the latter)."""
     tokenizer = prepare_tokenizer(config, corpus, report)
@@ -288,12 +233,15 @@ def run_stage(
     if not spec.contrastive_loss:
         model.drop_text_branch()
     if spec.evaluates_by_generation:
-        set_generation_defaults(model, config.translate.num_beams, config.translate.max_new_tokens)
+        set_trainer_generation_defaults(model, config.translate.num_beams, config.translate.max_new_tokens)
     if config.lora.enabled:
         lora = config.lora
         model = apply_lora(model, paper_lora_config(lora.r, lora.alpha, lora.dropout, lora.train_backbone))
     num_processes = PartialState().num_processes
     args = stage_arguments(stage, config, paths, len(corpus["train"]), num_processes)
+    progress = StageProgressCallback(
+        recipe_step_title(stage), stage, report, takes_snapshots=spec.takes_snapshots
+    )
     trainer = SclSltTrainer(
         model=model,
         args=args,
@@ -302,22 +250,55 @@ def run_stage(
         data_collator=collators["train"],
         eval_data_collator=collators["eval"],
         processing_class=tokenizer,
+        callbacks=[progress],
     )
+    trainer.remove_callback(PrinterCallback)  # it prints every log as a dict; the progress bar shows them
     checkpoint = get_last_checkpoint(str(stage_dir)) if stage_dir.exists() else None
+    number, count = recipe_step(stage)
     report(
-        f"stage {stage}: {args.num_train_epochs:g} epochs"
+        f"stage {stage}: {number} of {count}, {args.num_train_epochs:g} epochs"
         + (f", resuming {checkpoint}" if checkpoint else "")
     )
     trainer.train(resume_from_checkpoint=checkpoint)
     metrics = trainer.evaluate() if spec.reports_retrieval else {}
     if trainer.is_world_process_zero():
-        save_stage_model(trainer.accelerator.unwrap_model(trainer.model), model_dir)
+        trained = trainer.accelerator.unwrap_model(trainer.model)
+        if spec.evaluates_by_generation:  # the saved generation config: beams and max_new_tokens only
+            set_generation_defaults(trained, config.translate.num_beams, config.translate.max_new_tokens)
+        save_stage_model(trained, model_dir)
         tokenizer.save_pretrained(model_dir)
         (stage_dir / "DONE").write_text(json.dumps({"eval": metrics}, indent=2), encoding="utf-8")
     trainer.accelerator.wait_for_everyone()
-    if metrics:
-        report(f"stage {stage}: dev video→text R@1 {metrics.get('eval_video_to_text_r1', float('nan')):.1f}")
+    report(stage_summary(stage, progress.summary, metrics))
     return model_dir
+
+
+def recipe_step(step: str) -> tuple[int, int]:
+    """The position of a stage (or ``"evaluation"``) in the recipe and the recipe's count of them."""
+    steps = [*STAGES, "evaluation"]
+    return steps.index(step) + 1, len(steps)
+
+
+def recipe_step_title(step: str) -> str:
+    """``"stage 2 of 4: scl"``: the training stages in order, then the final evaluation."""
+    number, count = recipe_step(step)
+    return f"stage {number} of {count}: {step}"
+
+
+def stage_summary(stage: str, summary: dict[str, float], metrics: dict[str, float]) -> str:
+    """The line that ends a stage: its time, its training loss and (scl) dev retrieval."""
+    parts = [f"stage {stage}: done"]
+    if "train_runtime" in summary:
+        parts[0] += f" in {format_duration(summary['train_runtime'])}"
+    if "train_loss" in summary:
+        parts.append(f"train loss {summary['train_loss']:.3f}")
+    if metrics:
+        nan = float("nan")
+        parts.append(
+            f"dev R@1 video→text {metrics.get('eval_video_to_text_r1', nan):.1f}, "
+            f"text→video {metrics.get('eval_text_to_video_r1', nan):.1f}"
+        )
+    return ", ".join(parts)
 
 
 def save_stage_model(model: Any, model_dir: Path) -> None:
@@ -328,28 +309,47 @@ def save_stage_model(model: Any, model_dir: Path) -> None:
 
 
 def analyse_reference_run(config: RecipeConfig, corpus: DatasetDict, paths: RunPaths, report: Report) -> None:
-    """Trajectory report and Pair Selection scores from the reference snapshots."""
+    """Trajectory report and Pair Selection scores from the reference snapshots.
+
+    Every process calls this. The similarities are computed on the process's device (its GPU
+    under a launch). The trajectory analysis and dense scores are split by row blocks across
+    the processes (:class:`RowShare`), with the same results as one process's. Sparse scores
+    are computed by the main process alone. The main process writes the files.
+    """
     if paths.pair_scores.exists() and paths.trajectories.exists():
         return
+    state = PartialState()
     snapshots = load_snapshot_series(paths.snapshots)
     if len(snapshots) < 2:
         raise ConfigError(
             f"the reference run left {len(snapshots)} snapshot(s); Pair Selection needs 2: make "
             "reference.epochs at least twice reference.snapshot_interval"
         )
+    report(f"pair selection: trajectories and scores of the negative pairs of {len(snapshots)} snapshots…")
+    series = SnapshotSimilaritySeries(snapshots, device=state.device)  # one device cache for both
+    share = RowShare.from_process_group()
     texts = list(corpus["train"]["text"])
-    trajectory = analyze_trajectories(snapshots, texts=texts, seed=config.seed)
-    write_trajectory_report(trajectory, paths.root)
+    trajectory = analyze_trajectories(series, texts=texts, seed=config.seed, share=share)
     selection = config.pair_selection
-    scores = compute_pair_scores(
-        snapshots,
-        mode=selection.mode,
-        score=selection.score,
-        num_candidates=selection.num_candidates,
-        block_size=selection.block_size,
-    )
-    save_pair_scores(scores, paths.pair_scores, metadata={"mode": selection.mode, "score": selection.score})
-    report(f"pair selection: {selection.mode} {selection.score} scores from {len(snapshots)} snapshots")
+    scores = None
+    if selection.mode == "dense" or state.is_main_process:
+        scores = compute_pair_scores(
+            series,
+            mode=selection.mode,
+            score=selection.score,
+            num_candidates=selection.num_candidates,
+            block_size=selection.block_size,
+            share=share if selection.mode == "dense" else None,
+        )
+    if state.is_main_process:
+        write_trajectory_report(trajectory, paths.root)
+        metadata = {"mode": selection.mode, "score": selection.score}
+        save_pair_scores(scores, paths.pair_scores, metadata=metadata, source=series)  # + sample ids
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in trajectory.shares.items())
+        report(
+            f"pair selection: {selection.mode} {selection.score} scores from {len(snapshots)} snapshots; "
+            f"negative pairs {shares} ({paths.trajectories.name}, .png)"
+        )
 
 
 # --- final evaluation -------------------------------------------------------------------------
@@ -386,6 +386,9 @@ def evaluate_final_model(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = SclSltForSignTranslation.from_pretrained(model_dir).to(device).eval()
     set_generation_defaults(model, config.evaluation.num_beams, config.evaluation.max_new_tokens)
+    number, count = recipe_step("evaluation")
+    report(f"evaluation: {number} of {count}, translating dev and test (beam {config.evaluation.num_beams})")
+    devices = device_arguments(config)  # precision and workers with "auto" resolved
     metrics: dict[str, Any] = {}
     for split in ("validation", "test"):
         metrics[split], hypotheses = evaluate_split(
@@ -395,8 +398,9 @@ def evaluate_final_model(
             tokenizer,
             config.corpus.language,
             batch_size=config.translate.eval_batch_size,
-            num_workers=config.num_workers,
-            bf16=config.precision == "bf16",
+            num_workers=devices["dataloader_num_workers"],
+            bf16=devices["bf16"],
+            progress=f"{recipe_step_title('evaluation')} ({split})",
         )
         write_predictions(paths.predictions / f"{split}.jsonl", corpus[split], hypotheses)
         report(f"{split}: BLEU-4 {metrics[split]['bleu4']:.2f}  ROUGE-L {metrics[split]['rouge_l']:.2f}")

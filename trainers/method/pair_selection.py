@@ -28,6 +28,7 @@ Two storage modes, both computed block by block with bounded memory:
 
 from __future__ import annotations
 
+import json
 import typing
 import warnings
 from collections.abc import Sequence
@@ -39,6 +40,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .score_samples import SCORES_METADATA_KEY, align_order, parse_scores_record, scores_record
+from .similarity_series import RowShare
 from .snapshots import SimilaritySeries, Snapshot, as_similarity_series
 
 ScoreKind = Literal["delta", "slope"]
@@ -179,8 +182,9 @@ def compute_dense_scores(
     source: SimilaritySeries | torch.Tensor | Sequence[Snapshot],
     score: ScoreKind = "delta",
     block_size: int = 512,
+    share: RowShare | None = None,
     **series_kwargs,
-) -> torch.Tensor:
+) -> torch.Tensor | None:
     """Exact (N, N) float32 Pair Selection scores; entry (i, j) scores video i with text j.
 
     Args:
@@ -190,20 +194,41 @@ def compute_dense_scores(
         block_size: Rows computed at once; peak extra memory is about ``block_size · N`` floats
             per snapshot block (plus CiCo tiles inside the series). Snapshots are the outer
             loop, so a series prepares each snapshot's tensors once.
+        share: This process's row blocks when several processes share the work (every one of
+            them calls this function): each computes its blocks, process 0 gets the whole matrix
+            (identical to one process's), the others None. Process 0 then holds the received
+            rows twice (as parts and in the result) for a moment: about ``8·N²`` bytes.
         **series_kwargs: Passed to the series built from ``source`` (e.g. ``aggregation``).
 
     Returns:
-        (N, N) float32 with a zero diagonal.
+        (N, N) float32 with a zero diagonal (None on the processes of a share other than 0).
     """
     series = as_similarity_series(source, **series_kwargs)
     check_series(series, score)
+    share = share or RowShare()
     n = series.num_samples
     all_cols = torch.arange(n)
-    dense = torch.zeros(n, n, dtype=torch.float32)
+    dense = torch.zeros(n, n, dtype=torch.float32) if share.count == 1 else None
+    blocks: dict[int, torch.Tensor] = {}  # start row -> (r, N) rows of this process
+    for number, start in enumerate(range(0, n, block_size)):
+        if share.owns(number):  # in one process, views of the result
+            blocks[start] = (
+                dense[start : start + block_size]
+                if dense is not None
+                else torch.zeros(min(block_size, n - start), n)
+            )
     for snapshot, weight in snapshot_coefficients(series, score):  # one snapshot's tensors at a time
-        for start in range(0, n, block_size):
-            stop = min(start + block_size, n)
-            dense[start:stop].add_(series.block(snapshot, torch.arange(start, stop), all_cols), alpha=weight)
+        for start, rows in blocks.items():
+            block_rows = torch.arange(start, start + rows.shape[0])
+            rows.add_(series.block(snapshot, block_rows, all_cols), alpha=weight)
+    if dense is None:
+        parts = share.gather_to_main(blocks)
+        if parts is None:
+            return None
+        dense = torch.zeros(n, n, dtype=torch.float32)
+        for part in parts:
+            for start, rows in part.items():
+                dense[start : start + rows.shape[0]] = rows
     dense.fill_diagonal_(0.0)
     return dense
 
@@ -364,20 +389,35 @@ def compute_pair_scores(
     num_candidates: int = 256,
     block_size: int = 512,
     search: SearchKind = "exact",
+    share: RowShare | None = None,
     **series_kwargs,
-) -> torch.Tensor | SparseScores:
-    """Dense or sparse Pair Selection scores, as configured (one entry point for the recipe)."""
+) -> torch.Tensor | SparseScores | None:
+    """Dense or sparse Pair Selection scores, as configured (one entry point for the recipe).
+
+    ``share``: dense scores only, see :func:`compute_dense_scores` (None on processes other than 0).
+    """
     if mode == "dense":
-        return compute_dense_scores(source, score=score, block_size=block_size, **series_kwargs)
+        return compute_dense_scores(source, score=score, block_size=block_size, share=share, **series_kwargs)
+    if share is not None and share.count > 1:
+        raise ValueError(f"Only dense scores can be shared between processes, not mode={mode!r}.")
     if mode == "sparse":
         return compute_sparse_scores(source, num_candidates, score, block_size, search, **series_kwargs)
     raise ValueError(f"mode must be 'dense' or 'sparse', got {mode!r}")
 
 
 def save_pair_scores(
-    scores: torch.Tensor | SparseScores, path: str | Path, metadata: dict | None = None
+    scores: torch.Tensor | SparseScores,
+    path: str | Path,
+    metadata: dict | None = None,
+    source: SimilaritySeries | Sequence[Snapshot] | None = None,
+    sample_ids: Sequence | None = None,
 ) -> Path:
-    """Write dense or sparse scores to a safetensors file (string ``metadata`` in its header)."""
+    """Write dense or sparse scores to a safetensors file.
+
+    The header holds the string ``metadata`` and the record of :mod:`.score_samples`: the sample
+    ids of the score rows (those of the snapshots in ``source``, the snapshot list or series the
+    scores were computed from, or ``sample_ids`` given explicitly) and the snapshot series.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(scores, SparseScores):
@@ -389,14 +429,42 @@ def save_pair_scores(
     else:
         tensors = {"dense": scores.contiguous()}
     header = {key: str(value) for key, value in (metadata or {}).items()}
+    count = scores.num_samples if isinstance(scores, SparseScores) else scores.shape[0]
+    header[SCORES_METADATA_KEY] = json.dumps(scores_record(count, source, sample_ids))
     save_file(tensors, str(path), metadata=header)
     return path
 
 
-def load_pair_scores(path: str | Path) -> torch.Tensor | SparseScores:
-    """Read what :func:`save_pair_scores` wrote."""
+def load_pair_scores(path: str | Path, sample_ids: Sequence | None = None) -> torch.Tensor | SparseScores:
+    """Read what :func:`save_pair_scores` wrote; with ``sample_ids``, in the order of those samples.
+
+    Scores stored for the same samples in another order are reordered; other samples raise a
+    ValueError (see :func:`~.score_samples.align_order`). A file without sample ids (written
+    before they were stored) is returned as stored, with a warning: only its count can be checked.
+    """
     with safe_open(str(path), framework="pt") as handle:
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    if "dense" in tensors:
-        return tensors["dense"]
-    return SparseScores(**tensors)
+        record = parse_scores_record(handle.metadata(), path)
+    scores = tensors["dense"] if "dense" in tensors else SparseScores(**tensors)
+    if sample_ids is None:
+        return scores
+    if record is None or record.get("sample_ids") is None:
+        warnings.warn(
+            f"{path} stores no sample ids (written by an older version): only the number of samples "
+            "is checked, not which samples the scores belong to; recompute the scores to check them.",
+            stacklevel=2,
+        )
+        return scores
+    order = align_order(record["sample_ids"], sample_ids, path)
+    return scores if order is None else reorder_pair_scores(scores, order)
+
+
+def reorder_pair_scores(
+    scores: torch.Tensor | SparseScores, order: torch.Tensor
+) -> torch.Tensor | SparseScores:
+    """The scores of the samples renumbered: new sample k is old sample ``order[k]`` ((N,) permutation)."""
+    if not isinstance(scores, SparseScores):
+        return scores[order][:, order]
+    new_index = torch.empty_like(order)
+    new_index[order] = torch.arange(order.shape[0])
+    return SparseScores(new_index[scores.indices[order]], scores.scores[order], scores.reverse_scores[order])

@@ -11,9 +11,11 @@ of a snapshot series lives in :mod:`~trainers.method.cico_kernels` (the kernels)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+import torch.distributed as dist
 
 from modeling_scl_slt.similarity import AGGREGATIONS
 
@@ -276,6 +278,76 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         forward = rows_float(video, rows) @ rows_float(text, cols).transpose(0, 1)  # s(V_i, T_j), (r, c)
         backward = rows_float(text, rows) @ rows_float(video, cols).transpose(0, 1)  # s(V_j, T_i), (r, c)
         return (0.5 * (forward + backward)).cpu()
+
+
+@dataclass(frozen=True)
+class RowShare:
+    """The row blocks of a similarity computation that one process does, and how the parts meet.
+
+    Rows are cut into blocks of ``block_size`` at the same boundaries as in one process, and block
+    ``b`` belongs to process ``b mod count`` (round-robin, so every process gets blocks from the
+    whole range). Each value is therefore computed from the same block as by a single process:
+    the results are identical, not just close.
+
+    Attributes:
+        index: This process (0 … count − 1).
+        count: Number of processes sharing the work.
+        all_gather: ``part -> [part of process 0, part of process 1, …]`` on every process.
+        gather: The same list on process 0 and None elsewhere (default: ``all_gather``).
+    """
+
+    index: int = 0
+    count: int = 1
+    all_gather: Callable[[Any], list[Any]] | None = None
+    gather: Callable[[Any], list[Any] | None] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"RowShare index must be in [0, {self.count}), got {self.index}.")
+        if self.count > 1 and self.all_gather is None:
+            raise ValueError(f"A RowShare of {self.count} processes needs an all_gather function.")
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+    def owns(self, block: int) -> bool:
+        """Whether this process computes row block number ``block``."""
+        return block % self.count == self.index
+
+    def gather_all(self, part: Any) -> list[Any]:
+        """Every process's ``part``, in process order, on every process."""
+        return [part] if self.count == 1 else self.all_gather(part)
+
+    def gather_to_main(self, part: Any) -> list[Any] | None:
+        """Every process's ``part`` on process 0; None on the others."""
+        if self.count == 1:
+            return [part]
+        return (self.gather or self.all_gather)(part)
+
+    @classmethod
+    def from_process_group(cls) -> RowShare:
+        """This process's share of the default torch.distributed group (the whole work without one).
+
+        Parts travel as pickled objects (``all_gather_object``, ``gather_object``): on NCCL they
+        are staged on the current CUDA device, which accelerate sets for each process.
+        """
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return cls()
+        count = dist.get_world_size()
+
+        def all_gather(part: Any) -> list[Any]:
+            parts: list[Any] = [None] * count
+            dist.all_gather_object(parts, part)
+            return parts
+
+        def gather(part: Any) -> list[Any] | None:
+            main = dist.get_rank() == 0
+            parts: list[Any] | None = [None] * count if main else None
+            dist.gather_object(part, parts, dst=0)
+            return parts
+
+        return cls(index=dist.get_rank(), count=count, all_gather=all_gather, gather=gather)
 
 
 def as_positions(positions: Sequence[float] | torch.Tensor | None, num_snapshots: int) -> torch.Tensor:

@@ -28,12 +28,15 @@ separately.
 
 Everything is computed on row blocks of ``block_size`` videos × all texts, one snapshot at a
 time; the S × N × N similarity tensor is never materialised. Cost: S + 2 similarity passes
-(one over all snapshots, then first and last again once the thresholds are known).
+(one over all snapshots, then first and last again once the thresholds are known). Processes
+can share the blocks (``share``, a :class:`~trainers.method.similarity_series.RowShare`): each
+computes its blocks, and the report, identical to one process's, comes out on every process.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ from typing import Literal
 
 import torch
 
+from .similarity_series import RowShare
 from .snapshots import SimilaritySeries, Snapshot, as_similarity_series
 from .text_groups import text_group_ids
 
@@ -159,6 +163,7 @@ def analyze_trajectories(
     num_figure_pairs: int = 2_000,
     trajectories_per_category: int = 20,
     seed: int = 0,
+    share: RowShare | None = None,
     **series_kwargs,
 ) -> TrajectoryReport:
     """Classify every negative pair by its first/last similarity and measure push-away shares.
@@ -177,6 +182,8 @@ def analyze_trajectories(
         num_figure_pairs: Random negative pairs whose full trajectories are kept for the figure.
         trajectories_per_category: Trajectories per category stored in the report.
         seed: Seed of the threshold sample and of the figure pairs.
+        share: This process's row blocks when several processes share the work (every one of
+            them calls this function); the report is the same as one process's, on each of them.
         **series_kwargs: Passed to the series built from ``source`` (e.g. ``aggregation``).
     """
     series = as_similarity_series(source, **series_kwargs)
@@ -192,8 +199,9 @@ def analyze_trajectories(
     generator = torch.Generator().manual_seed(seed)
     figure_pairs = random_negative_pairs(n, num_figure_pairs, generator)
 
+    share = share or RowShare()
     first_pass = scan_all_snapshots(
-        series, exclusion_groups, block_size, max_threshold_pairs, figure_pairs, generator
+        series, exclusion_groups, block_size, max_threshold_pairs, figure_pairs, generator, share
     )
     if thresholds is None:
         per_snapshot = [quantile(v, threshold_quantile) for v in first_pass["threshold_samples"]]
@@ -212,7 +220,7 @@ def analyze_trajectories(
         rule = "high = similarity > the given absolute threshold (first, last)"
 
     counts, identical_counts = count_categories(
-        series, groups, exclude_identical_texts, classify_thresholds, block_size
+        series, groups, exclude_identical_texts, classify_thresholds, block_size, share
     )
     total = sum(counts.values())
     if total == 0:
@@ -247,28 +255,38 @@ def scan_all_snapshots(
     max_threshold_pairs: int,
     figure_pairs: torch.Tensor,
     generator: torch.Generator,
+    share: RowShare | None = None,
 ) -> dict:
-    """Pass 1: push-away counts, threshold samples and figure trajectories, block by block."""
+    """Pass 1: push-away counts, threshold samples and figure trajectories, block by block.
+
+    With a ``share``, this process scans its blocks and the parts of all processes are merged.
+    """
+    share = share or RowShare()
     n, s = series.num_samples, series.num_snapshots
     num_negatives = n * (n - 1)
     keep_probability = min(1.0, max_threshold_pairs / max(num_negatives, 1))
     decreasing = torch.zeros(s - 1, dtype=torch.long)
     always_decreasing = 0
-    threshold_samples: list[list[torch.Tensor]] = [[] for _ in range(s)]
-    figure_values = torch.empty(figure_pairs.shape[0], s)
+    threshold_samples: dict[int, list[torch.Tensor]] = {}  # block number -> (S,) samples
+    figure_values = torch.zeros(figure_pairs.shape[0], s)
+    figure_filled = torch.zeros(figure_pairs.shape[0], dtype=torch.bool)
     all_cols = torch.arange(n)
-    for start in range(0, n, block_size):
+    for number, start in enumerate(range(0, n, block_size)):
         rows = torch.arange(start, min(start + block_size, n))
+        # every process draws every block's numbers, so the sample is the one of one process
+        draws = torch.rand((len(rows), n), generator=generator) if keep_probability < 1.0 else None
+        if not share.owns(number):
+            continue
         counted, _ = negative_mask(rows, n, groups)  # (r, N)
-        sampled = counted
-        if keep_probability < 1.0:
-            sampled = counted & (torch.rand(counted.shape, generator=generator) < keep_probability)
+        sampled = counted if draws is None else counted & (draws < keep_probability)
         in_block = (figure_pairs[:, 0] >= rows[0]) & (figure_pairs[:, 0] <= rows[-1])
+        figure_filled |= in_block
         block_pairs = figure_pairs[in_block]
         previous, all_down = None, counted.clone()
+        threshold_samples[number] = []
         for k in range(s):
             current = series.block(k, rows, all_cols)  # (r, N)
-            threshold_samples[k].append(current[sampled])
+            threshold_samples[number].append(current[sampled])
             figure_values[in_block, k] = current[block_pairs[:, 0] - start, block_pairs[:, 1]]
             if previous is not None:
                 down = current < previous
@@ -276,10 +294,27 @@ def scan_all_snapshots(
                 all_down &= down
             previous = current
         always_decreasing += int(all_down.sum())
-    return {
-        "decreasing": decreasing.tolist(),
+    part = {
+        "decreasing": decreasing,
         "always_decreasing": always_decreasing,
-        "threshold_samples": [torch.cat(values) for values in threshold_samples],
+        "threshold_samples": threshold_samples,
+        "figure_values": figure_values,
+        "figure_filled": figure_filled,
+    }
+    return merge_scans(share.gather_all(part), s)
+
+
+def merge_scans(parts: Sequence[dict], num_snapshots: int) -> dict:
+    """One pass-1 result from the parts of the processes (threshold samples in block order)."""
+    by_block = {number: values for part in parts for number, values in part["threshold_samples"].items()}
+    samples = [by_block[number] for number in sorted(by_block)]
+    figure_values = parts[0]["figure_values"].clone()
+    for part in parts[1:]:
+        figure_values[part["figure_filled"]] = part["figure_values"][part["figure_filled"]]
+    return {
+        "decreasing": sum(part["decreasing"] for part in parts).tolist(),
+        "always_decreasing": sum(part["always_decreasing"] for part in parts),
+        "threshold_samples": [torch.cat([values[k] for values in samples]) for k in range(num_snapshots)],
         "figure_values": figure_values,
     }
 
@@ -290,13 +325,17 @@ def count_categories(
     exclude_identical_texts: bool,
     thresholds: tuple[float, float],
     block_size: int,
+    share: RowShare | None = None,
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Pass 2: category counts of counted negatives and of identical-text negatives."""
+    """Pass 2: category counts of counted negatives and of identical-text negatives (all processes)."""
+    share = share or RowShare()
     n = series.num_samples
     counts = dict.fromkeys(CATEGORIES, 0)
     identical_counts = dict.fromkeys(CATEGORIES, 0)
     all_cols = torch.arange(n)
-    for start in range(0, n, block_size):
+    for number, start in enumerate(range(0, n, block_size)):
+        if not share.owns(number):
+            continue
         rows = torch.arange(start, min(start + block_size, n))
         counted, identical = negative_mask(rows, n, groups)
         if not exclude_identical_texts:
@@ -307,7 +346,8 @@ def count_categories(
             counts[name] += value
         for name, value in category_counts(first_high, last_high, identical).items():
             identical_counts[name] += value
-    return counts, identical_counts
+    parts = share.gather_all((counts, identical_counts))
+    return tuple({name: sum(part[side][name] for part in parts) for name in CATEGORIES} for side in (0, 1))
 
 
 def figure_trajectories(
@@ -329,15 +369,33 @@ def figure_trajectories(
 
 
 def plot_trajectories(report: TrajectoryReport, path: str | Path) -> Path:
-    """Save a PNG: category shares (bar chart) and sample trajectories per category."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Save :func:`trajectory_figure` as a PNG at ``path``."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure = plt.figure(figsize=(12, 5), layout="constrained")
+    figure = trajectory_figure(report)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def trajectory_figure(report: TrajectoryReport):  # -> matplotlib.figure.Figure (imported lazily)
+    """Category shares (bar chart), sample trajectories per category, a legend and a caption.
+
+    The x axis counts snapshot positions (epochs) in whole numbers; the dashed line is the
+    threshold above which a similarity counts as high; the caption states the threshold rule and
+    what "pushed away at every step" measures.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    ends = (report.positions[0], report.positions[-1])
+    figure = plt.figure(figsize=(12, 5.6), layout="constrained")
     grid = figure.add_gridspec(2, 3)
     bars = figure.add_subplot(grid[:, 0])
     shares = [100 * report.shares[name] for name in CATEGORIES]
@@ -346,21 +404,68 @@ def plot_trajectories(report: TrajectoryReport, path: str | Path) -> Path:
         bars.text(x, share, f"{share:.1f}%", ha="center", va="bottom")
     bars.set_ylabel("share of negative pairs (%)")
     bars.set_title(
-        f"N={report.num_samples}, {report.num_snapshots} snapshots\n"
-        f"consistently pushed away: {100 * report.consistently_pushed_share:.1f}%"
+        f"{report.num_pairs:,} negative pairs of N={report.num_samples} samples, "
+        f"{report.num_snapshots} snapshots\n"
+        f"pushed away at every step*: {100 * report.consistently_pushed_share:.1f}%",
+        fontsize=9,
     )
     for index, name in enumerate(CATEGORIES):
         axis = figure.add_subplot(grid[index // 2, 1 + index % 2])
         for trajectory in report.sample_trajectories.get(name, []):
-            axis.plot(report.positions, trajectory, alpha=0.5, linewidth=1)
-        known = [(x, t) for x, t in zip(report.positions, report.thresholds, strict=True) if t is not None]
-        axis.plot(*zip(*known, strict=True), "k--", linewidth=1.5, label="threshold")
+            axis.plot(report.positions, trajectory, color="tab:blue", alpha=0.35, linewidth=1)
+        axis.plot(ends, classification_thresholds(report), "k--", linewidth=1.5)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(f"{name}: {CATEGORY_MEANINGS[name]}", fontsize=9)
         axis.set_xlabel("snapshot (epoch)", fontsize=8)
         axis.set_ylabel("similarity", fontsize=8)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    figure.legend(
+        handles=[
+            Line2D([], [], color="k", linestyle="--", linewidth=1.5, label="threshold: above it is high (H)"),
+            Line2D(
+                [],
+                [],
+                color="tab:blue",
+                alpha=0.6,
+                linewidth=1,
+                label="one negative pair (video i, text j ≠ i)",
+            ),
+        ],
+        loc="outside upper right",
+        ncols=2,
+        fontsize=8,
+        frameon=False,
+    )
+    figure.supxlabel(trajectory_caption(report), fontsize=8, x=0.01, ha="left", multialignment="left")
+    return figure
+
+
+def classification_thresholds(report: TrajectoryReport) -> tuple[float, float]:
+    """The thresholds that classified the pairs, at the first and at the last snapshot.
+
+    ``report.thresholds`` holds every snapshot's own quantile; the default rule
+    (``threshold_reference="first"``) classifies both ends with the first snapshot's.
+    """
+    first, last = report.thresholds[0], report.thresholds[-1]
+    if report.threshold_rule.endswith("at the first snapshot"):
+        last = first
+    return float(first), float(last)
+
+
+def trajectory_caption(report: TrajectoryReport, width: int = 190) -> str:
+    """The figure's caption: how pairs are classified and what the starred share counts."""
+    all_negatives = report.num_samples * (report.num_samples - 1)
+    identical = (
+        f" {report.num_identical_text_pairs:,} pairs with identical texts (false negatives) are left out."
+        if report.num_identical_text_pairs and report.num_pairs < all_negatives
+        else ""
+    )
+    lines = [
+        "A negative pair is classified by its similarity at the first and the last snapshot: "
+        f"{report.threshold_rule}.{identical}",
+        "* pushed away at every step: the share of negative pairs whose similarity decreased from each "
+        "snapshot to the next, i.e. that the contrastive loss kept pushing apart throughout.",
+    ]
+    return "\n".join(textwrap.fill(line, width) for line in lines)
 
 
 def write_trajectory_report(report: TrajectoryReport, output_dir: str | Path) -> tuple[Path, Path]:

@@ -16,6 +16,13 @@ from ..metrics.sign_translation_metric import (
 )
 from .card_io import section, split_scores
 
+# The Hub's task for this model. The Hub accepts only its own task names, and no
+# "sign-language-translation" or "video-to-text" is among them. "translation" is wrong: the Hub
+# defines it as text in, text out (its widget and inference API would send text). The Hub's only task
+# with video in and text out is "video-text-to-text"; our model reads the video alone (the prompt is
+# fixed: the target-language token), which that task covers. The model-index keeps task type
+# "translation" with the name "Sign Language Translation": there it names the benchmark, not the I/O.
+PIPELINE_TAG = "video-text-to-text"
 BASE_TAGS = [
     "sign-language-translation",
     "sign-language",

@@ -7,9 +7,10 @@ The card renders ``model_cards/scl_slt_translation.md`` with ``huggingface_hub.M
 
 Metadata decisions:
 
-* ``pipeline_tag: translation`` (parameter): the Hub accepts only its own task names, and
-  ``sign-language-translation`` is not one of them; ``translation`` is the task this model does
-  (model-index results use the same task type). Pass ``pipeline_tag=None`` to leave it out.
+* ``pipeline_tag: video-text-to-text`` (parameter, :data:`~.card_metadata.PIPELINE_TAG`): the Hub
+  accepts only its own task names; ``sign-language-translation`` is not one of them and
+  ``translation`` means text in, text out. ``video-text-to-text`` is the Hub's task with video in and
+  text out (model-index results keep task type ``translation``). ``None`` leaves it out.
 * ``license``: the metadata licence must cover the *weights*, which inherit the terms of the
   corpus they were trained on. Default ``None`` resolves to ``apache-2.0`` (the licence of
   scl-slt's code and synthetic corpus) for synthetic-corpus runs and to ``unknown`` for every other
@@ -30,7 +31,7 @@ from model_cards import TRANSLATION_TEMPLATE, read_template
 
 from .card_facts import LOCAL_PLACEHOLDER, card_facts
 from .card_io import read_json_file, read_optional_json, read_yaml_file, section, split_scores
-from .card_metadata import card_metadata
+from .card_metadata import PIPELINE_TAG, card_metadata
 from .card_model import count_parameters
 
 __all__ = ["CARD_FILE", "LOCAL_PLACEHOLDER", "build_model_card", "count_parameters", "write_model_card"]
@@ -46,7 +47,7 @@ def build_model_card(
     license: str | None = None,
     datasets: list[str] | None = None,
     base_model: str | list[str] | None = None,
-    pipeline_tag: str | None = "translation",
+    pipeline_tag: str | None = PIPELINE_TAG,
     model_dir: str | Path | None = None,
     template: str = TRANSLATION_TEMPLATE,
 ) -> ModelCard:

@@ -102,10 +102,18 @@ def sampler_kwargs(trainer: SclSltTrainer, sampler_class: type) -> dict[str, Any
 
 
 def training_scores(trainer: SclSltTrainer) -> torch.Tensor | SparseScores:
-    """The Pair Selection scores of the training set: given to the trainer or read from the args' file."""
+    """The Pair Selection scores of the training set: given to the trainer or read from the args' file.
+
+    Scores read from a file are matched to the training set by sample name (see
+    :func:`~trainers.method.pair_selection.load_pair_scores`); scores given as tensors carry no
+    names, so only their count is checked.
+    """
     scores = trainer.pair_selection_scores
     if scores is None and trainer.args.pair_selection_scores:
-        scores = load_pair_scores(trainer.args.pair_selection_scores)
+        # reordered to the training set's order, or refused when they belong to other samples
+        scores = load_pair_scores(
+            trainer.args.pair_selection_scores, sample_ids=training_sample_ids(trainer.train_dataset)
+        )
     if scores is None:
         raise ValueError(
             "the ps_curriculum sampler needs Pair Selection scores: pass pair_selection_scores= to "
@@ -116,3 +124,9 @@ def training_scores(trainer: SclSltTrainer) -> torch.Tensor | SparseScores:
     if count != num_train:
         raise ValueError(f"Pair Selection scores cover {count} samples but the training set has {num_train}")
     return scores
+
+
+def training_sample_ids(dataset: Any) -> list:
+    """The ids the reference snapshots give the training samples: the ``name`` column, else indices."""
+    names = getattr(dataset, "column_names", None) or []
+    return list(dataset["name"]) if "name" in names else list(range(len(dataset)))

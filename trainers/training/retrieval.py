@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from modeling_scl_slt import SclSltForSignTranslation
@@ -16,12 +17,18 @@ from ..method.text_groups import text_group_ids
 
 @torch.no_grad()
 def collect_features(
-    model: SclSltForSignTranslation, dataloader: DataLoader, device: torch.device | str
+    model: SclSltForSignTranslation,
+    dataloader: DataLoader,
+    device: torch.device | str,
+    normalize_to: torch.dtype | None = None,
 ) -> dict[str, torch.Tensor]:
     """Projected video and text tokens of every sample, in dataloader order, padded to one length.
 
     Returns ``video_tokens`` (N, Lv, P), ``video_mask`` (N, Lv), ``text_tokens`` (N, Lt, P),
     ``text_mask`` (N, Lt) on the CPU, and ``labels`` (N, L) when the batches carry labels.
+    With ``normalize_to`` (what a snapshot stores, e.g. float16), every token is L2-normalised on
+    the CPU and cast batch by batch: the same values as normalising the whole float32 result, in
+    a fraction of its memory. Padding added across batches stays zero.
     """
     was_training = model.training
     model.eval()
@@ -39,7 +46,10 @@ def collect_features(
             ("text", text),
             ("text_mask", text_mask),
         ):
-            parts[name].append(tensor.float().cpu())
+            tensor = tensor.float().cpu()
+            if normalize_to is not None and name in ("video", "text"):
+                tensor = F.normalize(tensor, dim=-1).to(normalize_to)
+            parts[name].append(tensor)
         if "labels" in batch:
             parts["labels"].append(batch["labels"].cpu())
     model.train(was_training)

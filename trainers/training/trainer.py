@@ -16,13 +16,15 @@ False negatives are recognised without extra inputs: two samples of a batch whos
 are identical have the same target text.
 
 Resuming from a checkpoint reproduces the uninterrupted run's batches exactly (the batch
-samplers depend only on seed and epoch). With random augmentation, one batch differs slightly:
-the loader reads a batch ahead, so the batch after the checkpoint was augmented with random
-draws that the resumed run makes anew.
+samplers depend only on seed and epoch, and :class:`CurriculumEpochCallback` gives the sampler its
+epoch also where accelerate's wrappers hide it from the Trainer). With random augmentation, one
+batch differs slightly: the loader reads a batch ahead, so the batch after the checkpoint was
+augmented with random draws that the resumed run makes anew.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
-from transformers import Seq2SeqTrainer
+from transformers import Seq2SeqTrainer, TrainerCallback
 from transformers.trainer_utils import EvalPrediction
 
 from modeling_scl_slt import translation_loss
@@ -50,6 +52,7 @@ from .stages import Stage, get_stage
 # Re-exported: these lived here before the training package was split.
 __all__ = [
     "BATCH_SAMPLERS",
+    "CurriculumEpochCallback",
     "ReferenceSnapshotCallback",
     "SclSltTrainer",
     "SclSltTrainingArguments",
@@ -87,6 +90,8 @@ class SclSltTrainer(Seq2SeqTrainer):
         self.stage: Stage = get_stage(self.args.stage)
         self.eval_data_collator = eval_data_collator or self.data_collator
         self.pair_selection_scores = pair_selection_scores
+        self.train_batch_sampler: Sampler[list[int]] | None = None  # built by get_train_dataloader
+        self.train_loader_length = 0  # batches per epoch of this process
         self.contrastive_loss = build_contrastive_loss(self.args, self.stage)
         self.loss_is_scaled_for_ga = True  # compute_loss normalises for accumulation itself
         self._loss_parts: dict[str, list[float]] = defaultdict(list)
@@ -98,6 +103,7 @@ class SclSltTrainer(Seq2SeqTrainer):
             self.compute_metrics = TranslationMetrics(self.processing_class, self.args.metric_language)
         if self.stage.takes_snapshots:
             self.add_callback(ReferenceSnapshotCallback(self))
+        self.add_callback(CurriculumEpochCallback(self))
 
     # --- pluggable parts ------------------------------------------------------------------
     def build_batch_sampler(self) -> Sampler[list[int]] | None:
@@ -106,7 +112,7 @@ class SclSltTrainer(Seq2SeqTrainer):
 
     # --- data -------------------------------------------------------------------------------
     def get_train_dataloader(self) -> DataLoader:
-        batch_sampler = self.build_batch_sampler()
+        batch_sampler = self.train_batch_sampler = self.build_batch_sampler()
         if batch_sampler is None:
             return super().get_train_dataloader()
         loader = DataLoader(
@@ -118,7 +124,13 @@ class SclSltTrainer(Seq2SeqTrainer):
             persistent_workers=self.args.dataloader_persistent_workers
             and self.args.dataloader_num_workers > 0,
         )
-        return self.accelerator.prepare(loader)
+        loader = self.accelerator.prepare(loader)
+        self.train_loader_length = len(loader)
+        return loader
+
+    def update_steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch, counted as the Trainer counts them (at least 1)."""
+        return max(math.ceil(self.train_loader_length / self.args.gradient_accumulation_steps), 1)
 
     @contextmanager
     def _eval_collation(self) -> Iterator[None]:
@@ -246,6 +258,32 @@ class SclSltTrainer(Seq2SeqTrainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+class CurriculumEpochCallback(TrainerCallback):
+    """Sets the training batch sampler's epoch (``set_epoch``) at the start of every epoch.
+
+    Why: with several processes accelerate wraps the batch sampler in ``BatchSamplerShard``, and
+    on a resume inside an epoch ``skip_first_batches`` wraps that in ``SkipBatchSampler``.
+    ``DataLoaderShard.set_epoch`` reaches neither our sampler through them, nor does the
+    Trainer (it looks one wrapper deep): the rest of the resumed epoch would run epoch 0's
+    curriculum. The epoch is the Trainer's loop index: at the start of ``train()`` it is the
+    Trainer's own ``global_step // steps per epoch`` (0 for a fresh run, the checkpoint's epoch
+    on a resume), then one more at every epoch start.
+    """
+
+    def __init__(self, trainer: SclSltTrainer) -> None:
+        self.trainer = trainer
+        self.next_epoch = 0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.next_epoch = state.global_step // self.trainer.update_steps_per_epoch()
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        sampler = self.trainer.train_batch_sampler
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.next_epoch)
+        self.next_epoch += 1
 
 
 class TranslationMetrics:

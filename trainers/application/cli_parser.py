@@ -1,0 +1,234 @@
+"""The argument parser of the `scl-slt` command line (the commands are in ``cli``).
+
+It imports only the standard library: ``scl-slt --help``, every ``scl-slt COMMAND --help`` and
+every argument error answer without loading torch or the training stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+CORPUS_KINDS = ("phoenix2014t", "csl_daily", "manifest", "synthetic")
+SYNTHETIC_SIZES = ("tiny", "small", "default", "large")
+CORPUS_HELP = (
+    "phoenix2014t: the release folder; csl_daily: the CSL-Daily folder; manifest: a CSV/TSV/JSONL "
+    "manifest; synthetic: the folder of a generated synthetic corpus (with --generate: generated "
+    "there when it holds none)"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scl-slt",
+        description="Selective Contrastive Learning for gloss-free Sign Language Translation.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (add_demo, add_train, add_prepare, add_evaluate, add_translate, add_analyze, add_push):
+        add(commands)
+    return parser
+
+
+def add_overwrite(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run already in --output-dir and start over (refused for a folder that is not "
+        "a run directory, i.e. has no recipe.yaml of a run)",
+    )
+
+
+def add_quiet(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars (they are drawn only on a terminal anyway); the step and result lines "
+        "still print",
+    )
+
+
+def add_demo(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole recipe on the built-in synthetic sign language (CPU)",
+        description="Generate the synthetic corpus, run reference → Pair Selection → scl → translate, "
+        "print dev/test BLEU-4 and translate one test video.",
+    )
+    demo.add_argument("--output-dir", default="scl-slt-demo", help="run directory (default: %(default)s)")
+    demo.add_argument("--quick", action="store_true", help="the same path on a tiny corpus (about a minute)")
+    add_overwrite(demo)
+    add_quiet(demo)
+
+
+def add_train(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        help="run (or resume) the recipe from a YAML config",
+        description="Run reference → Pair Selection → scl → translate → test evaluation from a config "
+        "(see configs/); an interrupted run resumes where it stopped. The whole config (and the corpus "
+        "path) is checked before any work.",
+    )
+    train.add_argument("config", help="recipe YAML file")
+    train.add_argument("--output-dir", required=True, help="run directory")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set scl.epochs=10 (repeatable; VALUE is YAML)",
+    )
+    train.add_argument(
+        "--stop-after",
+        choices=("reference", "scl"),
+        help="stop after the reference run (with its trajectory report and Pair Selection scores) "
+        "or after stage scl; running again without it resumes from there",
+    )
+    add_overwrite(train)
+    add_quiet(train)
+
+
+def add_corpus_options(command: argparse.ArgumentParser) -> None:
+    """``--on-error``, ``--generate`` and ``--size``, shared by the commands that load a corpus."""
+    command.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="bad samples: stop with a list of them, or skip and report each (default: %(default)s)",
+    )
+    command.add_argument(
+        "--generate",
+        action="store_true",
+        help="synthetic corpus only: generate one of --size at the path when it holds none (without "
+        "it, a missing corpus is an error)",
+    )
+    command.add_argument(
+        "--size",
+        choices=SYNTHETIC_SIZES,
+        default="tiny",
+        help="with --generate: the size of the generated synthetic corpus (default: %(default)s)",
+    )
+
+
+def add_generation_options(command: argparse.ArgumentParser) -> None:
+    """``--num-beams`` and ``--max-new-tokens``, with the same defaults for evaluate and translate."""
+    command.add_argument(
+        "--num-beams", type=positive_int, help="beam size (default: the model's generation config)"
+    )
+    command.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        help="longest translation (default: the model's generation config, else the pipeline's "
+        "default length)",
+    )
+
+
+def add_prepare(commands: Any) -> None:
+    prepare = commands.add_parser(
+        "prepare",
+        help="corpus → self-contained parquet (frames embedded), laid out as a Hub dataset",
+        description="Load a corpus and write data/{split}.parquet with every frame's bytes embedded, "
+        "plus a dataset card: the folder `push --dataset` uploads. It loads with "
+        "datasets.load_dataset(OUTPUT_DIR).",
+    )
+    prepare.add_argument("kind", choices=CORPUS_KINDS, help="corpus kind")
+    prepare.add_argument("path", help=CORPUS_HELP)
+    prepare.add_argument("--output-dir", required=True, help="new or empty folder to write")
+    add_corpus_options(prepare)
+
+
+def add_evaluate(commands: Any) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="BLEU-1..4 and ROUGE-L of a saved model on a corpus split",
+        description="Translate a corpus split with a saved model (preprocessing from the model's "
+        "config.video_preprocessing, as in training) and score BLEU-1..4 and ROUGE-L; prints the "
+        "scores as JSON (2 decimals; --metrics-output keeps full precision).",
+    )
+    evaluate.add_argument("model_dir", help="saved model folder (with its tokenizer)")
+    evaluate.add_argument("--corpus-kind", required=True, choices=CORPUS_KINDS, help="corpus kind")
+    evaluate.add_argument("--corpus-path", required=True, help=CORPUS_HELP)
+    evaluate.add_argument("--split", default="test", help="split to evaluate (default: %(default)s)")
+    add_generation_options(evaluate)
+    evaluate.add_argument("--batch-size", type=positive_int, default=8, help="videos per batch (default: 8)")
+    evaluate.add_argument(
+        "--language",
+        help="target language code: BLEU tokenisation 13a, or characters for zh (default: the "
+        "corpus's: en for synthetic, de for phoenix2014t, zh for csl_daily; for a manifest the "
+        "model's tgt_lang)",
+    )
+    evaluate.add_argument("--output", help="write one JSON line per video (name, reference, hypothesis)")
+    evaluate.add_argument("--metrics-output", help="also write the scores to this JSON file")
+    add_corpus_options(evaluate)
+
+
+def add_translate(commands: Any) -> None:
+    translate = commands.add_parser(
+        "translate",
+        help="translate video files or frame folders with a saved model",
+        description="Translate each input through the sign-language-translation pipeline and print "
+        "`input<TAB>translation` lines.",
+    )
+    translate.add_argument("model_dir", help="saved model folder (with its tokenizer)")
+    translate.add_argument("inputs", nargs="+", metavar="INPUT", help="video file or folder of frame images")
+    translate.add_argument("--batch-size", type=positive_int, default=1, help="videos per batch (default: 1)")
+    add_generation_options(translate)
+    translate.add_argument("--output", help="also write one JSON line per input (input, translation)")
+
+
+def add_analyze(commands: Any) -> None:
+    analyze = commands.add_parser(
+        "analyze",
+        help="trajectory analysis of reference-run snapshots",
+        description="Classify every negative pair of the snapshots as H->L, H->H, L->H or L->L and "
+        "write trajectories.json and trajectories.png. With --texts-from, pairs with identical "
+        "target texts (known false negatives) are left out.",
+    )
+    analyze.add_argument("snapshot_dir", help="folder of snapshot files (a run's snapshots/)")
+    analyze.add_argument("--output-dir", required=True, help="where trajectories.json and .png go")
+    analyze.add_argument(
+        "--texts-from",
+        metavar="MANIFEST_OR_RUN",
+        help="the texts of the snapshot samples: a corpus manifest or a recipe run directory",
+    )
+    analyze.add_argument("--seed", type=int, default=0, help="seed of the sampled pairs (default: 0)")
+
+
+def add_push(commands: Any) -> None:
+    push = commands.add_parser(
+        "push",
+        help="upload a model (and optionally its corpus) to the Hugging Face Hub",
+        description="Assemble the model folder (weights, config, code files, tokenizer, generation "
+        "config, model card) and upload it; with --dataset, also the corpus as parquet. Needs the "
+        "network and a token (hf auth login or HF_TOKEN).",
+    )
+    push.add_argument("model_dir", help="saved model folder (a run's model/ has everything needed)")
+    push.add_argument("--repo-id", required=True, help="model repository, USER/NAME")
+    push.add_argument("--private", action="store_true", help="create private repositories")
+    push.add_argument("--token", help="Hub token (default: the saved login or HF_TOKEN)")
+    push.add_argument(
+        "--dataset",
+        metavar="KIND:PATH",
+        type=corpus_spec,
+        help="also upload this corpus, e.g. manifest:m.csv",
+    )
+    push.add_argument("--dataset-repo-id", help="dataset repository, USER/NAME (needed with --dataset)")
+    push.add_argument(
+        "--staging-dir", help="prepare the upload folders here and keep them (default: temporary)"
+    )
+    add_corpus_options(push)
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an int of at least 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def corpus_spec(value: str) -> tuple[str, str]:
+    """argparse type: ``KIND:PATH`` → (kind, path)."""
+    kind, separator, path = value.partition(":")
+    if not separator or kind not in CORPUS_KINDS or not path:
+        raise argparse.ArgumentTypeError(f"expected KIND:PATH with KIND one of {', '.join(CORPUS_KINDS)}")
+    return kind, path
