@@ -18,6 +18,8 @@ those bars say nothing a user needs.
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -99,7 +101,7 @@ def task_bar(
         unit=unit,
         bar_format=TASK_BAR_FORMAT,
         leave=False,
-        dynamic_ncols=True,
+        **width_options(),
     )
 
 
@@ -142,7 +144,7 @@ class StageProgressCallback(TrainerCallback):
             initial=state.global_step,  # a resumed stage starts where its checkpoint stopped
             desc=self.title,
             bar_format=STAGE_BAR_FORMAT,
-            dynamic_ncols=True,
+            **width_options(),
         )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -151,10 +153,13 @@ class StageProgressCallback(TrainerCallback):
             self._show(state, status=None)
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.bar is not None:
-            epoch = round(state.epoch or 0)
-            work = "snapshot and checkpoint" if self.takes_snapshots else "checkpoint"
-            self._show(state, status=f"epoch {epoch} done: {work}…")
+        if self.bar is None or not self.takes_snapshots:
+            return
+        # The snapshot callback runs after this one: say so while it embeds every training sample.
+        epoch = round(state.epoch or 0)
+        interval = getattr(args, "snapshot_interval", None) or 1
+        if epoch % interval == 0 or epoch >= math.ceil(args.num_train_epochs):
+            self._show(state, status=f"epoch {epoch} done: saving a snapshot of every training sample…")
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs
@@ -187,7 +192,7 @@ class StageProgressCallback(TrainerCallback):
                 unit="batches",
                 bar_format=TASK_BAR_FORMAT,
                 leave=False,
-                dynamic_ncols=True,
+                **width_options(),
             )
         self.eval_bar.update(1)
 
@@ -206,11 +211,21 @@ class StageProgressCallback(TrainerCallback):
             report_safely(self.report, line)
 
     def _show(self, state: Any, status: str | None) -> None:
-        details = [status] if status else []
-        if self.loss is not None and not status:
-            details.append(f"loss {self.loss:.3f}")
-        details.append(f"epoch {state.epoch or 0:.1f}/{state.num_train_epochs:g}")
+        if status:
+            details = [status]
+        else:
+            details = [f"loss {self.loss:.3f}"] if self.loss is not None else []
+            details.append(f"epoch {state.epoch or 0:.1f}/{state.num_train_epochs:g}")
         self.bar.set_postfix_str(", ".join(details), refresh=True)
+
+
+def width_options() -> dict[str, Any]:
+    """Follow the terminal's size; a fixed one where it reports none (tqdm would draw nothing)."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        columns = 0
+    return {"dynamic_ncols": True} if columns > 0 else {"ncols": 120, "nrows": 24}
 
 
 def format_duration(seconds: float) -> str:
