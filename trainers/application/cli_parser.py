@@ -55,7 +55,7 @@ def add_demo(commands: Any) -> None:
         "print dev/test BLEU-4 and translate one test video.",
     )
     demo.add_argument("--output-dir", default="scl-slt-demo", help="run directory (default: %(default)s)")
-    demo.add_argument("--quick", action="store_true", help="the same path on a tiny corpus (about a minute)")
+    demo.add_argument("--quick", action="store_true", help="the same path on 24 training videos")
     add_overwrite(demo)
     add_quiet(demo)
 

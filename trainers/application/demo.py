@@ -30,13 +30,13 @@ from .recipe_config import (
 )
 
 QUICK_NOTE = (
-    "--quick checks that every step of the recipe runs (24 training videos, under a minute); its "
+    "--quick checks that every step of the recipe runs (24 training videos, a few minutes at most); its "
     "scores say nothing about quality. `scl-slt demo` trains for real (dev/test BLEU-4 about 70)."
 )
 
 
 def demo_config(quick: bool = False) -> RecipeConfig:
-    """The demo's recipe; ``quick`` runs the same path on a tiny corpus in well under a minute.
+    """The demo's recipe; ``quick`` runs the same path on a tiny corpus (24 training videos).
 
     ``quick`` checks the path, not the quality: 24 training videos give well-formed sentences but
     not good translations (the demo says so in its output).
