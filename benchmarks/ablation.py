@@ -28,6 +28,11 @@ of the same seed with its 95 % t-interval. Seeds run one after another (each see
 every finished seed, so an interrupted ablation has the finished seeds' tables. Every run is a
 normal recipe run directory, so a second call resumes where the first stopped.
 
+``--earlier-results ablation.json`` continues an ablation whose run folder is gone: the seeds
+that file finished keep its metrics; this call reruns only their reference runs (for the
+per-seed trajectory shares, which older files did not keep) and the ``random`` run of the first
+of them, whose metrics must equal the file's (the reproduction check, recorded in the summary).
+
 Writes ``OUTPUT_DIR/ablation.json`` (every run's metrics and the summary) and
 ``OUTPUT_DIR/ablation.md`` (the tables), and prints the tables.
 """
@@ -56,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from ablation_report import finished_seeds, markdown, summarise  # noqa: E402
+from ablation_report import EarlierRuns, finished_seeds, markdown, summarise  # noqa: E402
 
 from datasets_scripts import DUPLICATE_RICH  # noqa: E402
 from trainers.application.cli import parse_overrides  # noqa: E402
@@ -163,6 +168,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="override a recipe value in every run, e.g. --set translate.epochs=10 (VALUE is YAML)",
+    )
+    parser.add_argument(
+        "--earlier-results",
+        type=Path,
+        default=None,
+        help="an ablation.json of this scale whose finished seeds are taken from it, not retrained",
     )
     args = parser.parse_args(argv)
     args.overrides = parse_overrides(args.set)
@@ -308,9 +319,15 @@ def link_reference_outputs(
             link.symlink_to(os.path.relpath(source / name, target))
 
 
-def run_seed(args: argparse.Namespace, seed: int) -> dict[tuple[int, str], float]:
-    """One seed: its reference runs (one per similarity), then every variant; returns wall times."""
+def run_seed(
+    args: argparse.Namespace, seed: int, variants: list[Variant] | None = None
+) -> dict[tuple[int, str], float]:
+    """One seed: its reference runs (one per similarity), then ``variants``; returns wall times.
+
+    ``variants`` defaults to all of ``args.variants``; the reference runs are always those of all.
+    """
     scale, root = SCALES[args.scale], args.output_dir
+    variants = args.variants if variants is None else variants
     references = sorted({reference_key(variant) for variant in args.variants}, key=lambda v: v.name)
     for reference in references:
         link_reference_outputs(root, run_dir(root, seed, reference), names=("corpus",))
@@ -318,11 +335,11 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[tuple[int, str], float
         (seed, ref, variant_config(ref, seed, scale, args.overrides, root), "reference") for ref in references
     ]
     times = run_parallel(root, reference_jobs, args.jobs)
-    for variant in args.variants:
+    for variant in variants:
         link_reference_outputs(run_dir(root, seed, reference_key(variant)), run_dir(root, seed, variant))
     variant_jobs = [
         (seed, variant, variant_config(variant, seed, scale, args.overrides, root), None)
-        for variant in args.variants
+        for variant in variants
     ]
     times.update(run_parallel(root, variant_jobs, args.jobs))
     return times
@@ -360,13 +377,61 @@ def run_parallel(
     return times
 
 
-def write_tables(args: argparse.Namespace, times: dict[tuple[int, str], float], start: float) -> str:
+def read_earlier_results(args: argparse.Namespace) -> EarlierRuns:
+    """The per-seed metrics of ``--earlier-results`` (empty without it), checked against this call.
+
+    The file must be of this scale, and its recorded ``ps_log`` config of the first seed must
+    equal this call's wherever both have a key (newer recipe fields are absent from older files).
+    """
+    if args.earlier_results is None:
+        return {}
+    earlier = json.loads(args.earlier_results.read_text(encoding="utf-8"))
+    settings = earlier["settings"]
+    if settings["scale"] != args.scale:
+        raise SystemExit(f"{args.earlier_results} is of scale {settings['scale']!r}, not {args.scale!r}")
+    seed = settings["seeds_finished"][0]
+    ours = variant_config(VARIANTS["ps_log"], seed, SCALES[args.scale], args.overrides, args.output_dir)
+    differing = config_differences(settings["config_of_ps_log_seed0"], ours.to_dict())
+    if differing:
+        raise SystemExit(f"{args.earlier_results} was run with another config: {differing}")
+    return {name: {int(s): m for s, m in per_seed.items()} for name, per_seed in earlier["runs"].items()}
+
+
+def config_differences(recorded: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys present in both configs whose values differ (corpus paths excepted)."""
+    differing = []
+    for key in recorded.keys() & current.keys():
+        dotted = prefix + key
+        if isinstance(recorded[key], dict) and isinstance(current[key], dict):
+            differing += config_differences(recorded[key], current[key], dotted + ".")
+        elif recorded[key] != current[key] and dotted not in ("corpus.path", "model.tokenizer"):
+            differing.append(f"{dotted}: {recorded[key]!r} then, {current[key]!r} now")
+    return differing
+
+
+def reproduction_check(root: Path, earlier: EarlierRuns) -> dict[str, Any]:
+    """The earlier metrics of each rerun ``random`` run next to this call's, and the largest gap."""
+    from ablation_report import read_run
+
+    check: dict[str, Any] = {}
+    for seed, metrics in earlier.get("random", {}).items():
+        path = run_dir(root, seed, VARIANTS["random"]) / "metrics.json"
+        if path.exists():
+            now = read_run(path.parent)
+            gap = max(abs(now[key] - metrics[key]) for key in metrics)
+            check[f"seed{seed}"] = {"earlier": metrics, "now": now, "largest_difference": gap}
+    return check
+
+
+def write_tables(
+    args: argparse.Namespace, times: dict[tuple[int, str], float], start: float, earlier: EarlierRuns
+) -> str:
     """Summarise the seeds finished so far into ablation.json and ablation.md; returns the tables."""
     root = args.output_dir
-    seeds = finished_seeds(root, args.seeds, args.variants, run_dir)
+    seeds = finished_seeds(root, args.seeds, args.variants, run_dir, earlier, reference_key)
     if not seeds:
         return ""
-    summary = summarise(root, seeds, args.variants, run_dir, reference_key)
+    summary = summarise(root, seeds, args.variants, run_dir, reference_key, earlier)
     summary["settings"] = {
         "scale": args.scale,
         "scale_values": dataclasses.asdict(SCALES[args.scale]),
@@ -380,6 +445,13 @@ def write_tables(args: argparse.Namespace, times: dict[tuple[int, str], float], 
         "wall_seconds_this_call": time.perf_counter() - start,
         "run_seconds_this_call": {f"seed{seed}/{name}": sec for (seed, name), sec in times.items()},
     }
+    if args.earlier_results is not None:
+        earlier_seeds = sorted(s for s in seeds if s in earlier.get("random", {}))
+        summary["settings"]["earlier_results"] = {
+            "file": str(args.earlier_results),
+            "seeds_taken_from_it": earlier_seeds,
+            "reproduction_check": reproduction_check(root, earlier),
+        }
     (root / "ablation.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     table = markdown(summary, args.variants, seeds)
     (root / "ablation.md").write_text(table, encoding="utf-8")
@@ -393,11 +465,16 @@ def main(argv: list[str] | None = None) -> None:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     first = variant_config(VARIANTS["ps_log"], args.seeds[0], scale, args.overrides, args.output_dir)
     make_corpus(args.output_dir / "corpus", first, scale, args.annotations)
+    earlier = read_earlier_results(args)
+    earlier_seeds = [s for s in args.seeds if all(s in earlier.get(v.name, {}) for v in args.variants)]
     times: dict[tuple[int, str], float] = {}
     table = ""
     for seed in args.seeds:
-        times.update(run_seed(args, seed))
-        table = write_tables(args, times, start)
+        rerun = None  # every variant
+        if seed in earlier_seeds:
+            rerun = [VARIANTS["random"]] if seed == earlier_seeds[0] else []
+        times.update(run_seed(args, seed, rerun))
+        table = write_tables(args, times, start, earlier)
         print(f"{time.strftime('%H:%M:%S')} seed {seed} finished; tables in {args.output_dir}", flush=True)
     print(table)
     print(f"wall time of this call: {(time.perf_counter() - start) / 60:.1f} min")

@@ -34,6 +34,8 @@ class VariantLike(Protocol):
 
 
 RunDir = Callable[[Path, int, VariantLike], Path]
+# Metrics of runs finished by an earlier call: variant name → seed → metric → value.
+EarlierRuns = dict[str, dict[int, dict[str, float]]]
 
 
 def read_run(path: Path) -> dict[str, float]:
@@ -73,10 +75,27 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
 
 
 def finished_seeds(
-    root: Path, seeds: Sequence[int], variants: Sequence[VariantLike], run_dir: RunDir
+    root: Path,
+    seeds: Sequence[int],
+    variants: Sequence[VariantLike],
+    run_dir: RunDir,
+    earlier: EarlierRuns | None = None,
+    reference_key: Callable[[VariantLike], VariantLike] | None = None,
 ) -> list[int]:
-    """The seeds whose every variant run has finished (wrote metrics.json)."""
-    return [s for s in seeds if all((run_dir(root, s, v) / "metrics.json").exists() for v in variants)]
+    """The seeds whose every variant run has finished (wrote metrics.json).
+
+    A seed whose metrics come from ``earlier`` is finished once its reference runs wrote their
+    trajectories (``reference_key`` names them).
+    """
+    earlier = earlier or {}
+
+    def finished(seed: int) -> bool:
+        if all(seed in earlier.get(v.name, {}) for v in variants) and reference_key is not None:
+            references = {reference_key(v) for v in variants}
+            return all((run_dir(root, seed, r) / "trajectories.json").exists() for r in references)
+        return all((run_dir(root, seed, v) / "metrics.json").exists() for v in variants)
+
+    return [seed for seed in seeds if finished(seed)]
 
 
 def summarise(
@@ -85,18 +104,37 @@ def summarise(
     variants: Sequence[VariantLike],
     run_dir: RunDir,
     reference_key: Callable[[VariantLike], VariantLike],
+    earlier: EarlierRuns | None = None,
 ) -> dict[str, Any]:
-    """Per-run metrics, their mean ± std per variant, and trajectory shares per similarity."""
-    runs = {v.name: {seed: read_run(run_dir(root, seed, v)) for seed in seeds} for v in variants}
+    """Per-run metrics, their mean ± std per variant, and trajectory shares per similarity.
+
+    A run's metrics come from ``earlier`` where it holds them, else from its run directory; the
+    trajectory shares always come from the reference runs' directories (also kept per seed).
+    """
+    earlier = earlier or {}
+    runs = {
+        v.name: {
+            seed: earlier.get(v.name, {}).get(seed) or read_run(run_dir(root, seed, v)) for seed in seeds
+        }
+        for v in variants
+    }
     table = {
         name: {metric: mean_std([per_seed[s][metric] for s in seeds]) for metric in METRICS}
         for name, per_seed in runs.items()
     }
-    trajectories = {}
+    trajectories, trajectory_runs = {}, {}
     for reference in sorted({reference_key(v) for v in variants}, key=lambda v: v.name):
-        per_seed = [read_trajectory_shares(run_dir(root, seed, reference)) for seed in seeds]
-        trajectories[reference.aggregation] = {k: mean_std([p[k] for p in per_seed]) for k in per_seed[0]}
-    summary: dict[str, Any] = {"runs": runs, "table": table, "trajectories": trajectories}
+        per_seed = {seed: read_trajectory_shares(run_dir(root, seed, reference)) for seed in seeds}
+        trajectory_runs[reference.aggregation] = per_seed
+        trajectories[reference.aggregation] = {
+            k: mean_std([p[k] for p in per_seed.values()]) for k in per_seed[seeds[0]]
+        }
+    summary: dict[str, Any] = {
+        "runs": runs,
+        "table": table,
+        "trajectories": trajectories,
+        "trajectory_runs": trajectory_runs,
+    }
     if "random" in runs:
         summary["paired_vs_random"] = paired_differences(runs, "random", seeds)
     return summary
