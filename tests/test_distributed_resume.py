@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
-from packaging.version import Version
 
 from tests._distributed_resume_worker import EPOCHS, NUM_SAMPLES, SCHEDULE, STOP_STEP, scores
 from tests.test_trainer import tiny_corpus
@@ -53,12 +51,6 @@ def expected_batches(rank: int) -> list[list[str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    Version(transformers.__version__) < Version("5.24"),
-    reason="known open defect: under the floor (transformers 5.17) rank 1's torch.load of the "
-    "checkpoint's optimizer state fails on the 2-process resume; found by CI on 2026-12-02, not yet fixed",
-    strict=False,
-)
 def test_a_resumed_two_process_run_equals_the_uninterrupted_one(tmp_path) -> None:
     launch(tmp_path, "first")
     assert (tmp_path / "stopped" / f"checkpoint-{STOP_STEP}").is_dir()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+import torch
 from torch import nn
 from torch.utils.data import Sampler
 from transformers import Seq2SeqTrainingArguments
@@ -105,3 +106,14 @@ class SclSltTrainingArguments(Seq2SeqTrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep corpus columns for the collator."}
     )
+
+    @property
+    def device(self) -> torch.device:
+        """This process's device; a CPU device never carries an index.
+
+        On a multi-process CPU run (gloo) accelerate names the device ``cpu:<rank>``. Transformers
+        before 5.18 maps a resumed checkpoint's optimizer state to ``args.device``, and torch cannot
+        restore storages to an indexed CPU device, so every rank failed to resume.
+        """
+        device = super().device
+        return torch.device("cpu") if device.type == "cpu" else device
