@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple, get_args
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ._frames import natural_key
 from ._synthetic_language import Path_, Shape, SignSpec
@@ -311,15 +312,19 @@ def render_job(job: VideoJob) -> None:
         write_frame_folder(frames, job.path)
 
 
-def run_jobs(jobs: list[VideoJob], num_workers: int) -> None:
-    """Run every job, in ``num_workers`` processes when more than one."""
+def run_jobs(jobs: list[VideoJob], num_workers: int, show_progress: bool = False) -> None:
+    """Run every job, in ``num_workers`` processes when more than one; a bar on stderr if asked."""
+    bar = tqdm(total=len(jobs), desc="rendering the gloss signs", unit="video", disable=not show_progress)
     if num_workers == 1 or len(jobs) < 2:
         for job in jobs:
             render_job(job)
+            bar.update()
+        bar.close()
         return
     # fork: workers start at once, without re-importing torch and datasets (seconds each).
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     chunksize = max(1, min(32, len(jobs) // (8 * num_workers)))
     with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context(method)) as pool:
         for _ in pool.map(render_job, jobs, chunksize=chunksize):
-            pass
+            bar.update()
+    bar.close()

@@ -105,6 +105,7 @@ def make_gloss_rendered_corpus(
     manifest_format: Literal["csv", "jsonl"] = "csv",
     language: str | None = None,
     on_error: OnError = "raise",
+    show_progress: bool = False,
 ) -> Path:
     """Render every annotated video with gloss signs and return the manifest path.
 
@@ -122,6 +123,7 @@ def make_gloss_rendered_corpus(
         manifest_format: ``"csv"`` (``manifest.csv``) or ``"jsonl"`` (``manifest.jsonl``).
         language: Value of a ``language`` column (none when None), e.g. ``"de"``.
         on_error: What reading the annotations does with bad rows: ``"raise"`` or ``"skip"``.
+        show_progress: Draw a progress bar (videos rendered of all, ETA) on standard error.
 
     Returns:
         The manifest path, ready for ``load_sign_corpus(path)``.
@@ -157,7 +159,7 @@ def make_gloss_rendered_corpus(
         raise ValueError(
             "No videos to render: the annotations hold no rows (or max_train_videos=0 left none)."
         )
-    run_jobs(jobs, num_workers)
+    run_jobs(jobs, num_workers, show_progress)
     manifest_path = out_dir / f"manifest.{manifest_format}"
     _write_manifest(manifest_rows, manifest_path)
     return manifest_path

@@ -76,6 +76,7 @@ from typing import Literal
 import av
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from ._synthetic_language import (
     SIGN_LEXICON,
@@ -211,6 +212,7 @@ def make_synthetic_corpus(
     unseen_signer_fraction: float = 0.5,
     repeat_fraction: float = 0.3,
     near_duplicate_fraction: float = 0.2,
+    show_progress: bool = False,
 ) -> Path:
     """Generate the synthetic weather-report corpus and return the path of its manifest.
 
@@ -227,6 +229,7 @@ def make_synthetic_corpus(
         unseen_signer_fraction: share of validation/test videos signed by unseen signers.
         repeat_fraction: probability that a video re-signs an earlier sentence of its split.
         near_duplicate_fraction: probability that a video signs an earlier sentence with one word changed.
+        show_progress: draw a progress bar (videos written of all, ETA) on standard error.
 
     Returns:
         The manifest path, ready for ``load_sign_corpus(path)``.
@@ -242,6 +245,8 @@ def make_synthetic_corpus(
     signers = make_signers(num_signers, seed)
     seen, unseen = signers[: num_signers - num_unseen_signers], signers[num_signers - num_unseen_signers :]
     manifest_rows = []
+    description = "generating the synthetic corpus"
+    bar = tqdm(total=sum(split_sizes), desc=description, unit="video", disable=not show_progress)
     for split_index, (split, num_videos) in enumerate(zip(SPLITS, split_sizes, strict=True)):
         plan_rng = np.random.default_rng([seed, 2, split_index])
         for video_index, row in enumerate(_plan_split(split, num_videos, seen, unseen, options, plan_rng)):
@@ -253,6 +258,8 @@ def make_synthetic_corpus(
                 frame_size,
             )
             manifest_rows.append(_write_video(out_dir, row, frames, video_format))
+            bar.update()
+    bar.close()
     manifest_path = out_dir / f"manifest.{manifest_format}"
     _write_manifest(manifest_rows, manifest_path)
     return manifest_path

@@ -209,3 +209,45 @@ def test_a_tiny_recipe_run_logs_steps_and_results_without_noise(tmp_path, capfd)
 
 def test_the_quick_demo_says_it_checks_the_path_not_the_quality() -> None:
     assert "say nothing about quality" in QUICK_NOTE
+
+
+# --- long steps outside training -----------------------------------------------------------------
+def test_corpus_generation_shows_a_bar_only_when_progress_is_on(tmp_path, monkeypatch, capsys) -> None:
+    from trainers.application.recipe_config import CorpusSection
+    from trainers.application.run_setup import generate_synthetic_corpus
+
+    monkeypatch.setattr(progress, "attached_to_terminal", lambda: False)
+    section = CorpusSection(kind="synthetic", synthetic_size=4, synthetic_options={"frame_size": 16})
+    generate_synthetic_corpus(section, tmp_path / "quiet")
+    assert "generating the synthetic corpus" not in capsys.readouterr().err
+    with progress_display(enabled=True):
+        generate_synthetic_corpus(section, tmp_path / "shown")
+    err = capsys.readouterr().err
+    assert "generating the synthetic corpus" in err and "12/12" in err  # 4 + 4 + 4 videos
+
+
+def test_gloss_rendering_shows_a_bar_when_asked(tmp_path, capsys) -> None:
+    from datasets_scripts import GlossRow, make_gloss_rendered_corpus
+
+    rows = {
+        split: [GlossRow(f"{split}{i}", ("REGEN", "MORGEN"), "morgen regen", 6) for i in range(2)]
+        for split in ("train", "validation", "test")
+    }
+    make_gloss_rendered_corpus(rows, tmp_path, image_size=8, show_progress=True)
+    err = capsys.readouterr().err
+    assert "rendering the gloss signs" in err and "6/6" in err
+
+
+def test_tokenizer_training_draws_no_bar_of_its_own(monkeypatch) -> None:
+    from trainers.application import tokenization
+
+    seen: list[dict] = []
+    real = tokenization.trainers.UnigramTrainer
+
+    def recording(**kwargs):
+        seen.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(tokenization.trainers, "UnigramTrainer", recording)
+    tokenization.train_tokenizer(["morgen regen im norden"] * 4, "de_DE", vocab_size=40)
+    assert seen and seen[0]["show_progress"] is False

@@ -28,6 +28,7 @@ from datasets_scripts import (
 )
 from datasets_scripts import synthetic as synthetic_module
 
+from ..training.progress import progress_enabled
 from .recipe_config import (
     ConfigError,
     CorpusSection,
@@ -42,7 +43,7 @@ from .run_paths import RunPaths
 Report = Callable[[str], None]
 STAGE_NAMES = ("reference", "scl", "translate")  # trainers.training.stages.STAGES, in run order
 # make_synthetic_corpus arguments that come from corpus fields (or the run), not synthetic_options.
-SYNTHETIC_SECTION_ARGUMENTS = {"out_dir", "seed", "size", "video_format", "manifest_format"}
+SYNTHETIC_SECTION_ARGUMENTS = {"out_dir", "seed", "size", "video_format", "manifest_format", "show_progress"}
 # Sections every recorded recipe.yaml holds: how --overwrite recognises a run directory.
 RUN_SECTIONS = {"corpus", "model", "reference", "scl", "translate"}
 
@@ -220,7 +221,13 @@ def load_gloss_rendered_corpus(
                 **section.rendering_options,
             }
             try:
-                make_gloss_rendered_corpus(section.path, paths.corpus, on_error=section.on_error, **options)
+                make_gloss_rendered_corpus(
+                    section.path,
+                    paths.corpus,
+                    on_error=section.on_error,
+                    show_progress=progress_enabled(),
+                    **options,
+                )
             except TypeError as error:
                 raise ConfigError(f"corpus.rendering_options: {error}") from None
         return load_sign_corpus(manifest, on_error=section.on_error)
@@ -233,5 +240,6 @@ def generate_synthetic_corpus(section: CorpusSection, folder: Path) -> Path:
         seed=section.synthetic_seed,
         size=section.synthetic_size,
         video_format=section.synthetic_format,
+        show_progress=progress_enabled(),
         **synthetic_options(section),
     )

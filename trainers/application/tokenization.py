@@ -28,7 +28,8 @@ def train_tokenizer(
     """Train a tokenizer on ``texts`` (the training split's sentences).
 
     ``model="unigram"`` learns up to ``vocab_size`` pieces (fewer if the corpus is small);
-    ``"wordlevel"`` keeps whole words, for tiny closed-vocabulary corpora.
+    ``"wordlevel"`` keeps whole words, for tiny closed-vocabulary corpora. Training draws no
+    progress bar of its own (it takes seconds; the recipe's display says what runs).
     """
     texts = list(texts)
     if not texts:
@@ -37,11 +38,13 @@ def train_tokenizer(
     if model == "unigram":
         backend = Tokenizer(models.Unigram())
         trainer: Any = trainers.UnigramTrainer(
-            vocab_size=vocab_size, special_tokens=special, unk_token="<unk>"
+            vocab_size=vocab_size, special_tokens=special, unk_token="<unk>", show_progress=False
         )
     elif model == "wordlevel":
         backend = Tokenizer(models.WordLevel(unk_token="<unk>"))
-        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=special)
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=vocab_size, special_tokens=special, show_progress=False
+        )
     else:
         raise ValueError(f"model must be 'unigram' or 'wordlevel', got {model!r}")
     backend.normalizer = normalizers.NFKC()
