@@ -76,3 +76,56 @@ def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
     name = "decoder.layers.0.self_attn.q_proj.weight"
     assert not (weights["random"][name] == weights["ps_hard"][name]).all()
     assert not (weights["random"][name] == reference[name]).all()
+
+    # A second call in a new folder continues from the first one's results: seeds 0 and 1 keep
+    # their metrics, only their reference runs and seed 0's random run are rerun, seed 2 is new.
+    again = tmp_path / "continued"
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--output-dir",
+        str(again),
+        "--scale",
+        "smoke",
+        "--seeds",
+        "0",
+        "1",
+    ]
+    command += [
+        "2",
+        "--variants",
+        "random,ps_hard,ps_log_mean",
+        "--earlier-results",
+        str(out / "ablation.json"),
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    continued = json.loads((again / "ablation.json").read_text())
+    earlier = continued["settings"]["earlier_results"]
+    assert earlier["seeds_taken_from_it"] == [0, 1]
+    assert earlier["reproduction_check"]["seed0"]["largest_difference"] == 0.0
+    assert not (again / "seed1" / "random" / "metrics.json").exists()
+    assert (again / "seed1" / "ps_log" / "trajectories.json").exists()
+    assert continued["runs"]["ps_hard"]["1"] == summary["runs"]["ps_hard"]["1"]
+    assert (again / "seed2" / "ps_hard" / "metrics.json").exists()
+    assert continued["table"]["random"]["test_bleu4"]["n"] == 3
+    assert set(continued["trajectory_runs"]["cico"]) == {"0", "1", "2"}
+
+
+def test_earlier_results_of_another_config_are_refused(tmp_path) -> None:
+    ablation = load_ablation()
+    scale = ablation.SCALES["smoke"]
+    recorded = ablation.variant_config(ablation.VARIANTS["ps_log"], 0, scale).to_dict()
+    recorded["scl"]["epochs"] = 7.0
+    del recorded["translate"]["epochs"]  # an older file lacks newer keys: not a difference
+    earlier = tmp_path / "ablation.json"
+    settings = {"scale": "smoke", "seeds_finished": [0], "config_of_ps_log_seed0": recorded}
+    earlier.write_text(json.dumps({"settings": settings, "runs": {}}))
+    args = ablation.parse_args(
+        ["--output-dir", str(tmp_path), "--scale", "smoke", "--earlier-results", str(earlier)]
+    )
+    with pytest.raises(SystemExit, match=r"scl\.epochs: 7\.0 then, 1 now"):
+        ablation.read_earlier_results(args)
+    recorded["scl"]["epochs"] = 1.0
+    earlier.write_text(json.dumps({"settings": settings, "runs": {"random": {"0": {"test_bleu4": 1.0}}}}))
+    assert ablation.read_earlier_results(args) == {"random": {0: {"test_bleu4": 1.0}}}
