@@ -1,25 +1,35 @@
-"""Is loading the bottleneck? Loader + transform frames/s vs. what a training step consumes.
+"""Is loading the bottleneck? Loader frames/s, old and new path, vs. what a training step consumes.
 
 Builds a PHOENIX-2014T-layout corpus of PNG frames at the release's size (210 wide × 260 high),
 loads it with `load_phoenix2014t`, and times, in one run:
 
-* iterating a DataLoader with the training transform (resize 256, random crop 224, clip-
-  consistent augmentation, normalisation) and the collator, with 0 and 2 worker processes;
-* one training step (forward, backward, AdamW) of the `small` and `paper` presets on a batch
-  of the same shape.
+* iterating a DataLoader with the collator on both paths, with 0 and 2 worker processes:
+  - **old**: the loader runs the whole training transform (resize 256, random crop 224,
+    clip-consistent augmentation, normalisation) and collates float32 clips;
+  - **new** (``transform_in_model``): the loader only decodes and picks frames and collates
+    uint8 clips; the model transforms them batched on its device;
+  frames/s, frames/s per loader core (the 0-worker loop runs with one torch thread, so it uses one
+  core; 2 workers use two) and the new/old ratio;
+* the device-side transform (``VideoTransform.apply``, training mode) on a collated uint8 batch,
+  on ``--device``;
+* one training step (forward, backward, AdamW) of the `small` and `paper` presets on a batch of
+  the same shape, and the transform's share of step + transform.
 
-    python benchmarks/bench_data_loading.py --clips 16 --frames 112
+    python benchmarks/bench_data_loading.py --clips 16 --frames 112 --output results.json
 
-Prints one JSON object per measurement. Frames are the synthetic corpus's renderer upscaled,
-plus mild noise (real camera frames compress worse than flat drawings); the mean PNG size is
-reported next to the result.
+Prints one JSON object per measurement (``--output`` also writes them, with the machine, to one
+JSON file). Frames are the synthetic corpus's renderer upscaled, plus mild noise (real camera
+frames compress worse than flat drawings); the mean PNG size is reported next to the result.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +48,7 @@ WIDTH, HEIGHT = 210, 260
 HEADER = "name|video|start|end|speaker|orth|translation"
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -47,7 +57,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--presets", nargs="+", default=["small", "paper"])
-    return parser.parse_args()
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of the device transform")
+    parser.add_argument("--output", type=Path, help="also write every record to this JSON file")
+    return parser.parse_args(argv)
 
 
 def phoenix_frames(rng: np.random.Generator, count: int) -> list[np.ndarray]:
@@ -87,74 +100,172 @@ def write_corpus(root: Path, clips: int, frames: int) -> tuple[Path, list[str], 
     return root, texts, statistics.mean(sizes) / 1024
 
 
-def loader_frames_per_second(dataset, collator, batch_size: int, workers: int) -> float:
+def loader_frames_per_second(dataset, collator, batch_size: int, workers: int) -> tuple[float, int]:
+    """Frames/s of iterating the whole dataset, and the bytes of ``pixel_values`` per real frame."""
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collator, num_workers=workers)
-    start = time.perf_counter()
-    frames = sum(int(batch["attention_mask"].sum()) for batch in loader)
-    return frames / (time.perf_counter() - start)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 0 workers: the loop is one core, as each worker is
+    try:
+        start = time.perf_counter()
+        frames = nbytes = 0
+        for batch in loader:
+            frames += int(batch["attention_mask"].sum())
+            nbytes += batch["pixel_values"].untyped_storage().nbytes()
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    return frames / seconds, round(nbytes / frames)
 
 
-def step_frames_per_second(preset: str, tokenizer, batch: dict) -> tuple[float, float]:
-    """Frames per second and parameter count (millions) of one training step of ``preset``."""
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_transform_seconds(batch: dict, device: torch.device, repeats: int) -> float:
+    """Median seconds of the training-mode device transform on one collated uint8 batch."""
+    transform = VideoTransform(train=True)
+    pixels, mask = batch["pixel_values"].to(device), batch["attention_mask"].to(device)
+    times = []
+    for _ in range(repeats + 1):  # a warm-up call, then the timed ones
+        synchronize(device)
+        start = time.perf_counter()
+        transform.apply(pixels, mask)
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def step_seconds(preset: str, tokenizer, batch: dict, device: torch.device) -> tuple[float, float]:
+    """Seconds of one training step of ``preset`` on ``batch`` and its parameter count (millions)."""
     torch.manual_seed(0)
-    model = SclSltForSignTranslation(config_for_tokenizer(preset, tokenizer, "de_DE")).train()
+    model = SclSltForSignTranslation(config_for_tokenizer(preset, tokenizer, "de_DE")).to(device).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    batch = {key: value.to(device) for key, value in batch.items()}
     times = []
     for _ in range(2):  # a warm-up step, then the timed one
+        synchronize(device)
         start = time.perf_counter()
         out = model(**batch)
-        targets = torch.arange(out.similarity_per_video.shape[0])
+        targets = torch.arange(out.similarity_per_video.shape[0], device=device)
         contrastive = torch.nn.functional.cross_entropy(out.logit_scale * out.similarity_per_video, targets)
         (out.loss + contrastive).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        synchronize(device)
         times.append(time.perf_counter() - start)
-    frames = int(batch["attention_mask"].sum())
-    return frames / times[-1], sum(p.numel() for p in model.parameters()) / 1e6
+    return times[-1], sum(p.numel() for p in model.parameters()) / 1e6
 
 
-def main() -> None:
-    args = parse_args()
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or "cpu"
+
+
+def machine(device: torch.device) -> dict:
+    return {
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "date": time.strftime("%Y-%m-%d"),
+        "load_average_1_5_15_min": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    records: list[dict] = []
+
+    def emit(record: dict) -> None:
+        records.append(record)
+        print(json.dumps(record), flush=True)
+
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         root, texts, png_kb = write_corpus(Path(folder), args.clips, args.frames)
-        print(
-            json.dumps(
-                {
-                    "measure": "write_corpus",
-                    "clips": args.clips,
-                    "frames_per_clip": args.frames,
-                    "mean_png_kb": round(png_kb, 1),
-                    "seconds": round(time.perf_counter() - start, 1),
-                }
-            )
+        emit(
+            {
+                "measure": "write_corpus",
+                "clips": args.clips,
+                "frames_per_clip": args.frames,
+                "frame_size": f"{WIDTH}x{HEIGHT}",
+                "mean_png_kb": round(png_kb, 1),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
         )
         start = time.perf_counter()
         dataset = load_phoenix2014t(root, splits=["train"])["train"]
-        print(json.dumps({"measure": "load_phoenix2014t", "seconds": round(time.perf_counter() - start, 2)}))
+        emit({"measure": "load_phoenix2014t", "seconds": round(time.perf_counter() - start, 2)})
         tokenizer = train_tokenizer(texts, tgt_lang="de_DE", model="wordlevel")
-        collator = SignTranslationCollator(tokenizer, VideoTransform(train=True))
+        collators = {
+            "old": SignTranslationCollator(tokenizer, VideoTransform(train=True)),
+            "new": SignTranslationCollator(tokenizer, VideoTransform(train=True), transform_in_model=True),
+        }
         for workers in args.workers:
-            rate = loader_frames_per_second(dataset, collator, args.batch_size, workers)
-            print(
-                json.dumps(
-                    {"measure": "loader+transform", "workers": workers, "frames_per_s": round(rate, 1)}
-                )
-            )
-        batch = collator([dataset[i] for i in range(args.batch_size)])
-        for preset in args.presets:
-            rate, params = step_frames_per_second(preset, tokenizer, batch)
-            print(
-                json.dumps(
+            rates = {}
+            for path, collator in collators.items():  # side by side, same corpus, same run
+                rate, bytes_per_frame = loader_frames_per_second(dataset, collator, args.batch_size, workers)
+                rates[path] = rate
+                emit(
                     {
-                        "measure": "train_step",
-                        "preset": preset,
-                        "params_m": round(params, 1),
+                        "measure": "loader",
+                        "path": path,
+                        "workers": workers,
                         "frames_per_s": round(rate, 1),
-                        "torch_threads": torch.get_num_threads(),
+                        "frames_per_s_per_core": round(rate / max(workers, 1), 1),
+                        "pixel_bytes_per_frame": bytes_per_frame,
                     }
                 )
+            emit(
+                {
+                    "measure": "loader_ratio",
+                    "workers": workers,
+                    "new_over_old": round(rates["new"] / rates["old"], 2),
+                }
             )
+        examples = [dataset[i] for i in range(args.batch_size)]
+        uint8_batch = collators["new"](examples)
+        float_batch = collators["old"](examples)
+        frames = int(uint8_batch["attention_mask"].sum())
+        transform_s = device_transform_seconds(uint8_batch, device, args.repeats)
+        emit(
+            {
+                "measure": "device_transform",
+                "device": str(device),
+                "frames": frames,
+                "seconds": round(transform_s, 4),
+                "ms_per_frame": round(1000 * transform_s / frames, 3),
+                "frames_per_s": round(frames / transform_s, 1),
+            }
+        )
+        for preset in args.presets:
+            step_s, params = step_seconds(preset, tokenizer, float_batch, device)
+            emit(
+                {
+                    "measure": "train_step",
+                    "preset": preset,
+                    "device": str(device),
+                    "params_m": round(params, 1),
+                    "frames_per_s": round(frames / step_s, 1),
+                    "step_seconds": round(step_s, 3),
+                    "transform_share_of_step": round(transform_s / (transform_s + step_s), 4),
+                    "torch_threads": torch.get_num_threads(),
+                }
+            )
+    if args.output:
+        command = " ".join(sys.argv[1:] if argv is None else argv)
+        summary = {"command": f"python benchmarks/bench_data_loading.py {command}"}
+        payload = {**summary, "machine": machine(device), "records": records}
+        args.output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return records
 
 
 if __name__ == "__main__":

@@ -46,6 +46,21 @@ time, the peak memory above the memory in use at the start of the call (CPU: ``V
 activations autograd keeps for backward (saved-tensor hooks, parameters excluded). Records go to
 ``results/memory_knobs_<device>.jsonl``.
 
+``--switches`` compares the speed switches side by side in one interleaved run: the step as the
+GFSLT-VLP baseline's code runs it (padded frames through the CNN, NCHW, out-of-place ReLUs, plain
+AdamW), ours, and ours with each switch flipped (channels_last, fused / plain / foreach AdamW,
+in-place ReLUs, the padding-free CNN, frozen BatchNorm with and without chunks; on CUDA also bf16
+autocast, ``cudnn.benchmark`` and a compiled backbone), then plain against ours at
+``--large-batch-size`` clips. See ``throughput_switches.py``; the records go to one JSON document,
+``results/training_throughput_switches_<device>.json``. As run on the CPU box (a CNN-dominated model
+for the switches, the paper model at 16 clips of few frames), and at full shapes on a GPU:
+
+    python benchmarks/bench_training_throughput.py --switches --threads 1 --switch-model resnet18 \
+        --switch-image-size 112 --switch-frame-counts 48,16 --large-batch-model paper \
+        --large-batch-size 16 --large-batch-frame-counts 8,4 --repeats 4 --large-batch-repeats 2
+    python benchmarks/bench_training_throughput.py --switches --device cuda --switch-model paper \
+        --switch-batch-size 8 --large-batch-size 16 --repeats 10
+
 Every measurement is printed as one JSON object and appended to
 ``benchmarks/results/training_throughput_<device>.jsonl`` together with machine information
 (platform, CPU model, torch version, threads, load average at the time of the measurement).
@@ -669,8 +684,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="instead: backbone chunks, checkpointing, in-place ReLUs side by side on [frames, short-frames]",
     )
     parser.add_argument("--knob-image-size", type=int, default=112, help="frame side of --memory-knobs")
-    parser.add_argument("--knob-chunk-size", type=int, default=16, help="frames per chunk of --memory-knobs")
+    parser.add_argument(
+        "--knob-chunk-size", type=int, default=16, help="frames per chunk of --memory-knobs and --switches"
+    )
+    switches_module().add_switch_arguments(parser)
     return parse_model_benchmark_args(parser, argv, MODEL_SPECS)
+
+
+def switches_module() -> Any:
+    """``throughput_switches`` (beside this file; it imports this module, hence imported late)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import throughput_switches
+
+    return throughput_switches
+
+
+def strip_output(argv: Sequence[str]) -> list[str]:
+    """``argv`` without ``--output FILE`` / ``--output=FILE`` (a subprocess gets its own)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--output":
+            skip = True
+        elif not arg.startswith("--output="):
+            kept.append(arg)
+    return kept
 
 
 def output_path(args: argparse.Namespace, name: str) -> Path:
@@ -684,6 +725,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.memory_knobs:
         run_memory_knobs(args, output_path(args, "memory_knobs"))
+        return
+    if args.switch_part:  # one part of --switches, in its own process
+        switches_module().run_part(args, args.switch_part, Path(args.output))
+        return
+    if args.switches:
+        default = RESULTS_DIR / f"training_throughput_switches_{args.device}.json"
+        output = Path(args.output) if args.output else default
+        switches_module().run_switches(args, strip_output(argv), __file__, output)
         return
     output = output_path(args, "training_throughput")
     if args.worker:

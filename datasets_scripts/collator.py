@@ -34,8 +34,14 @@ class SignTranslationCollator:
     tensor), and ``text`` (the target sentence; optional at inference — then no label keys are
     returned). ``name`` is used in error messages when present.
 
+    With ``transform_in_model`` the collator only picks the frames (``transform.select_frames``)
+    and returns them as uint8: the model resizes, crops, augments (in training mode) and
+    normalises them batched on its own device (``modeling_scl_slt.video_processing``), with the
+    same maths. Loader workers then do a fraction of the work and move 4× fewer bytes.
+
     Returns a dict of tensors:
-        ``pixel_values`` (B, T_max, 3, H, W) float32, zero-padded in time;
+        ``pixel_values`` (B, T_max, 3, H, W) float32, zero-padded in time; with
+        ``transform_in_model`` (B, T_max, 3, H_frame, W_frame) uint8 (channels-last strides);
         ``attention_mask`` (B, T_max) long, 1 for real frames;
         ``labels`` (B, L) long, tokens + eos, padded with -100;
         ``text_input_ids`` / ``text_attention_mask`` (B, L) long, the same tokens + eos padded with
@@ -45,11 +51,17 @@ class SignTranslationCollator:
         tokenizer: any ``transformers`` tokenizer with an eos token (and a pad token when
             ``include_text``).
         transform: applied to ``frames``; defaults to an evaluation-mode :class:`VideoTransform`.
+            With ``transform_in_model`` only its ``max_frames`` (frame selection) applies, unless
+            a batch falls back to the full transform (below).
         max_target_length: the longest target in tokens, eos included; longer ones are cut and
             keep their final eos.
         include_text: also return the text branch's inputs.
         min_frames: clips shorter than this (after the transform) are refused; pass the model's
             ``config.temporal_downsampling`` (the default is that of the default model).
+        transform_in_model: leave steps 2–5 of the transform to the model (uint8 output). The
+            model uses its ``config.video_preprocessing``: give ``transform`` the same settings.
+            A batch that cannot be one uint8 tensor (clips of different frame sizes, or examples
+            with float ``pixel_values``) is transformed here instead, with ``transform``.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -57,6 +69,7 @@ class SignTranslationCollator:
     max_target_length: int = 128
     include_text: bool = True
     min_frames: int = MIN_FRAMES
+    transform_in_model: bool = False
 
     def __post_init__(self) -> None:
         if self.tokenizer.eos_token_id is None:
@@ -74,6 +87,10 @@ class SignTranslationCollator:
         if len(examples) == 0:
             raise ValueError("cannot collate an empty list of examples")
         clips = [self._pixel_values(example, index) for index, example in enumerate(examples)]
+        if self.transform_in_model and not _stack_as_uint8(clips):
+            clips = [
+                self.transform.apply(clip[None])[0] if clip.dtype == torch.uint8 else clip for clip in clips
+            ]
         batch = pad_clips(clips)
         texts = [example.get("text") for example in examples]
         if all(text is None for text in texts):
@@ -97,7 +114,8 @@ class SignTranslationCollator:
         return [*tokens[: self.max_target_length - 1], self.tokenizer.eos_token_id]
 
     def _pixel_values(self, example: Mapping[str, Any], index: int) -> torch.Tensor:
-        """One clip as float (T, 3, H, W): transformed from ``frames`` or taken from ``pixel_values``."""
+        """One clip (T, 3, H, W): transformed from ``frames`` (float; uint8 frames only selected with
+        ``transform_in_model``) or taken from ``pixel_values`` (float)."""
         if "pixel_values" in example:
             clip = torch.as_tensor(example["pixel_values"], dtype=torch.float32)
             if clip.ndim != 4 or clip.shape[1] != 3:
@@ -105,6 +123,8 @@ class SignTranslationCollator:
                     f"pixel_values of {_sample_name(example, index)} must have shape (T, 3, H, W), "
                     f"got {tuple(clip.shape)}"
                 )
+        elif "frames" in example and self.transform_in_model:
+            clip = self.transform.select_frames(example["frames"])
         elif "frames" in example:
             clip = self.transform(example["frames"])
         else:
@@ -115,6 +135,11 @@ class SignTranslationCollator:
                 f"are needed (the model's temporal module downsamples time ×{self.min_frames})"
             )
         return clip
+
+
+def _stack_as_uint8(clips: Sequence[torch.Tensor]) -> bool:
+    """Whether the clips can be padded into one uint8 batch: all uint8, frames of one size."""
+    return all(clip.dtype == torch.uint8 for clip in clips) and len({clip.shape[1:] for clip in clips}) == 1
 
 
 def _pad_sequences(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

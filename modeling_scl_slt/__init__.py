@@ -10,6 +10,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_scl_slt import PIPELINE_TASK, PRESETS, SclSltConfig
+from .decoding_scl_slt import decode_generated
 from .modeling_scl_slt import (
     SclSltEncoderOutput,
     SclSltForSignTranslation,
@@ -47,6 +48,7 @@ __all__ = [
     "SignLanguageTranslationPipeline",
     "VideoTransform",
     "cico_similarity",
+    "decode_generated",
     "pooled_similarity",
     "translation_loss",
     "uniform_frame_indices",

@@ -172,12 +172,10 @@ class SclSltConfig(PretrainedConfig):
             that it normalises with its running statistics. Useful for tiny batches; it also makes
             gradient accumulation exactly equivalent to a larger batch.
         video_preprocessing (`dict`, *optional*):
-            Keyword arguments of the evaluation-mode ``VideoTransform``
-            (``modeling_scl_slt.video_processing``) that the model was trained with: ``size`` (crop
-            side, pixels), ``resize`` (shorter side before cropping, or ``None``), ``max_frames``,
-            ``mean`` and ``std``. The ``sign-language-translation`` pipeline preprocesses clips with
-            ``VideoTransform(train=False, **video_preprocessing)``. ``None`` means the
-            ``VideoTransform`` defaults (size 224, resize 256, max_frames 300, ImageNet mean/std).
+            ``VideoTransform`` keyword arguments the model was trained with (``size``, ``resize``,
+            ``max_frames``, ``mean``, ``std``, ``augment``). The model applies them to uint8
+            ``pixel_values`` (random crop and augmentation in training mode) and the pipeline to
+            its clips. ``None``: the ``VideoTransform`` defaults (224, 256, 300, ImageNet mean/std).
         backbone_chunk_size (`int`, *optional*):
             Frames per call of the ResNet: the real frames of a batch are split into chunks of this
             many frames, run one after the other and concatenated. ``None`` (the default) runs all of
@@ -202,6 +200,11 @@ class SclSltConfig(PretrainedConfig):
             BatchNorm or a residual sum, whose backward does not need the overwritten values); it saves
             one activation tensor per ReLU and, on a CPU, most of the ReLUs' time. ``False`` keeps
             transformers' out-of-place ReLUs (e.g. for forward hooks that read pre-activation values).
+        backbone_channels_last (`bool`, *optional*, defaults to `False`):
+            Keep the backbone's weights and input frames in ``channels_last`` (NHWC) memory format,
+            for cuDNN (bf16 above all). Results are equal up to floating-point summation order. Off by
+            default, so CPU results stay those of earlier releases; the recipe's ``auto`` turns it on
+            with CUDA. On a loaded model: set it, then ``model.video_encoder.apply_backbone_memory_format()``.
     """
 
     model_type = "scl_slt"
@@ -226,6 +229,7 @@ class SclSltConfig(PretrainedConfig):
         backbone_chunk_size: int | None = None,
         backbone_checkpointing: bool = False,
         backbone_inplace_relu: bool = True,
+        backbone_channels_last: bool = False,
         **kwargs: Any,
     ) -> None:
         self.backbone_config = _as_config(backbone_config, ResNetConfig, RESNET18)
@@ -247,6 +251,7 @@ class SclSltConfig(PretrainedConfig):
         self.backbone_chunk_size = backbone_chunk_size
         self.backbone_checkpointing = backbone_checkpointing
         self.backbone_inplace_relu = backbone_inplace_relu
+        self.backbone_channels_last = backbone_channels_last
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             kwargs.setdefault(name, getattr(self.text_config, name))
         kwargs.setdefault("is_encoder_decoder", True)
@@ -285,6 +290,10 @@ class SclSltConfig(PretrainedConfig):
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
             raise ValueError(
                 f"backbone_chunk_size must be a positive number of frames or None, got {chunk!r}"
+            )
+        if not isinstance(self.backbone_channels_last, bool):
+            raise ValueError(
+                f"backbone_channels_last must be True or False, got {self.backbone_channels_last!r}"
             )
         if self.text_config.decoder_start_token_id is None:
             raise ValueError("text_config.decoder_start_token_id must be the id of the target-language token")

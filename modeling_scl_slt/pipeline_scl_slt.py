@@ -6,6 +6,8 @@ are imported only when such an input arrives.
 
 Preprocessing is the evaluation transform the model was trained with:
 ``VideoTransform(train=False, **model.config.video_preprocessing)`` (the same code as training).
+``preprocess`` only picks the frames (uint8); the model resizes, crops and normalises them on its
+device, through the same function as training and evaluation (``SclSltClipEncoder``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence, Sized
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,8 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, GenerationConfig, Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-from .video_processing import VideoTransform, pad_clips, uniform_frame_indices
+from .decoding_scl_slt import decode_generated
+from .video_processing import VideoTransform, pad_clips, transform_from_settings, uniform_frame_indices
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 EXPECTED_INPUT = "a video file, a folder of frame images or a (T, H, W, 3) uint8 array"
@@ -120,7 +124,8 @@ class SignLanguageTranslationPipeline(Pipeline):
         return {}, {**(generate_kwargs or {}), **generation_params}, {}
 
     def preprocess(self, video: VideoInput) -> dict[str, torch.Tensor]:
-        """One input → ``pixel_values`` (1, T, 3, S, S) float32 and ``attention_mask`` (1, T) long."""
+        """One input → ``pixel_values`` (1, T, 3, H, W) uint8 (the kept frames; the model transforms
+        them) and ``attention_mask`` (1, T) long."""
         name = describe_input(video)
         frames = load_frames(video, self.video_transform.max_frames)
         if len(frames) < self.min_frames:
@@ -129,7 +134,8 @@ class SignLanguageTranslationPipeline(Pipeline):
                 f"(its temporal module downsamples time ×{self.min_frames})"
             )
         try:
-            clip = self.video_transform(frames)  # (T, 3, S, S)
+            clip = self.video_transform.select_frames(frames)  # (T, 3, H, W) uint8
+            self.video_transform.check_frame_size(*clip.shape[-2:])
         except (ValueError, TypeError) as error:
             raise ValueError(f"{name} cannot be preprocessed: {error}") from None
         return {
@@ -141,7 +147,9 @@ class SignLanguageTranslationPipeline(Pipeline):
         self, model_inputs: dict[str, torch.Tensor], **generate_kwargs: Any
     ) -> dict[str, torch.Tensor]:
         """Generate: ``sequences`` (B, num_return_sequences, L) token ids."""
-        pixel_values = model_inputs["pixel_values"].to(self.model.dtype)  # (B, T, 3, S, S)
+        pixel_values = model_inputs["pixel_values"]  # (B, T, 3, H, W) uint8, or float (B, T, 3, S, S)
+        if pixel_values.is_floating_point():
+            pixel_values = pixel_values.to(self.model.dtype)
         generate_kwargs = {**self.default_length(generate_kwargs), **generate_kwargs}
         generate_kwargs["return_dict_in_generate"] = False
         sequences = self.model.generate(
@@ -167,10 +175,8 @@ class SignLanguageTranslationPipeline(Pipeline):
 
     def postprocess(self, model_outputs: dict[str, torch.Tensor]) -> list[dict[str, str]]:
         """Decode (1, num_return_sequences, L) ids → ``[{"translation_text": str}, …]``."""
-        return [
-            {"translation_text": self.tokenizer.decode(ids, skip_special_tokens=True).strip()}
-            for ids in model_outputs["sequences"][0]
-        ]
+        texts = decode_generated(self.tokenizer, model_outputs["sequences"][0], self.model.generation_config)
+        return [{"translation_text": text} for text in texts]
 
     def get_iterator(
         self,
@@ -187,9 +193,8 @@ class SignLanguageTranslationPipeline(Pipeline):
         else:  # an iterable cannot be split between workers
             dataset = PipelineIterator(inputs, self.preprocess, preprocess_params)
             num_workers = min(num_workers, 1)
-        loader = DataLoader(
-            dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=pad_clips_in_time
-        )
+        collate = partial(pad_clips_in_time, transform=self.video_transform)
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate)
         model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
@@ -220,23 +225,23 @@ def missing_tokenizer_error(source: str) -> Exception:
 
 def evaluation_transform(settings: dict[str, Any] | None) -> VideoTransform:
     """``VideoTransform(train=False, **settings)``; ``settings`` is ``config.video_preprocessing``."""
-    # JSON turns the mean/std tuples into lists.
-    settings = {key: tuple(v) if isinstance(v, list) else v for key, v in (settings or {}).items()}
-    settings.pop("train", None)
-    try:
-        return VideoTransform(train=False, **settings)
-    except TypeError as error:
-        raise ValueError(
-            f"config.video_preprocessing {settings} does not fit VideoTransform: {error}"
-        ) from None
+    return transform_from_settings(settings, train=False)
 
 
-def pad_clips_in_time(items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Collate preprocessed inputs (each ``pixel_values`` (1, T_i, 3, S, S)) into one zero-padded batch.
+def pad_clips_in_time(
+    items: Sequence[dict[str, torch.Tensor]], transform: VideoTransform | None = None
+) -> dict[str, torch.Tensor]:
+    """Collate preprocessed inputs (each ``pixel_values`` (1, T_i, 3, H, W) uint8) into one batch.
 
-    Returns ``pixel_values`` (B, T_max, 3, S, S) and ``attention_mask`` (B, T_max), real frames first.
+    Returns ``pixel_values`` (B, T_max, 3, H, W) uint8 and ``attention_mask`` (B, T_max), real
+    frames first. Clips of different frame sizes cannot share one uint8 tensor: such a batch is
+    transformed here by ``transform`` (the function the model's device runs), giving float
+    ``pixel_values`` (B, T_max, 3, S, S).
     """
-    return pad_clips([item["pixel_values"][0] for item in items])
+    clips = [item["pixel_values"][0] for item in items]
+    if transform is not None and len({tuple(clip.shape[1:]) for clip in clips}) > 1:
+        clips = [transform.apply(clip[None])[0] for clip in clips]
+    return pad_clips(clips)
 
 
 def describe_input(video: Any) -> str:

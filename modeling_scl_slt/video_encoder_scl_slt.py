@@ -112,6 +112,8 @@ class SclSltVideoEncoder(nn.Module):
         self.backbone = ResNetModel(config.backbone_config)
         if config.backbone_inplace_relu:
             set_relu_inplace(self.backbone)
+        if config.backbone_channels_last:
+            self.apply_backbone_memory_format()
         self.temporal = TemporalModule(config)
         self.visual_encoder = MBartEncoder(config.text_config)
         # The visual encoder reads inputs_embeds only: its token table would be dead weight.
@@ -145,7 +147,18 @@ class SclSltVideoEncoder(nn.Module):
         return torch.cat([self._pooled(chunk) for chunk in chunks])
 
     def _pooled(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.config.backbone_channels_last:
+            frames = frames.contiguous(memory_format=torch.channels_last)  # NHWC strides, same shape
         return self.backbone(frames).pooler_output.flatten(1)  # (n, C)
+
+    def apply_backbone_memory_format(self) -> None:
+        """Put the backbone's weights in the memory format that ``config.backbone_channels_last`` asks for.
+
+        Runs at construction and after ``from_pretrained`` (loading replaces the weight tensors);
+        call it after changing the field on a loaded model, before creating an optimizer.
+        """
+        memory_format = torch.channels_last if self.config.backbone_channels_last else torch.contiguous_format
+        self.backbone.to(memory_format=memory_format)
 
     def _require_eval_mode_batch_norm(self) -> None:
         if any(m.training for m in self.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):

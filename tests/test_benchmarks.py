@@ -94,3 +94,22 @@ def test_pair_selection_records(tmp_path: Path) -> None:
         )
         assert dense[f"{tile}_ratio_best"] > 0 and dense[f"{tile}_ratio_median"] > 0
     assert sparse["n"] == 120 and sparse["batches"] == 120 // 16 + (120 % 16 > 0)
+
+
+def test_data_loading_records(tmp_path: Path) -> None:
+    output = tmp_path / "data_loading.json"
+    load_script("bench_data_loading").main(
+        [
+            *("--clips", "2", "--frames", "4", "--workers", "0", "--presets", "small"),
+            *("--repeats", "1", "--device", "cpu", "--output", str(output)),
+        ]
+    )
+    payload = json.loads(output.read_text())
+    records = {(r["measure"], r.get("path")): r for r in payload["records"]}
+    old, new = records["loader", "old"], records["loader", "new"]
+    assert old["pixel_bytes_per_frame"] == 3 * 224 * 224 * 4  # float32 crops
+    assert new["pixel_bytes_per_frame"] == 3 * 260 * 210  # uint8 frames as decoded
+    assert records["loader_ratio", None]["new_over_old"] > 0
+    assert records["device_transform", None]["frames"] == 8
+    assert 0 < records["train_step", None]["transform_share_of_step"] < 1
+    assert payload["machine"]["torch"] == torch.__version__

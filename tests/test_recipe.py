@@ -81,7 +81,7 @@ def test_final_model_loads_as_a_user_would(quick_run: Path) -> None:
     model = AutoModelForSeq2SeqLM.from_pretrained(quick_run / "model")
     assert model.text_encoder is None, "the translation model must not carry the text branch"
     # The pipeline preprocesses with the settings the model was trained with.
-    assert model.config.video_preprocessing == {"size": 32, "resize": 32, "max_frames": 32}
+    assert model.config.video_preprocessing == {"size": 32, "resize": 32, "max_frames": 32, "augment": True}
     assert model.lm_head.weight is model.decoder.embed_tokens.weight
     pixels = torch.randn(1, 16, 3, 64, 64)
     generated = model.generate(pixel_values=pixels, max_new_tokens=4, num_beams=1)

@@ -1,8 +1,9 @@
 """The `scl-slt` command line. It parses arguments and calls the library; nothing more.
 
-Commands: ``demo``, ``train`` (the recipe), ``prepare`` (corpus → parquet), ``evaluate`` (BLEU /
-ROUGE-L of a saved model), ``translate`` (videos → text), ``analyze`` (trajectory report of
-snapshots) and ``push`` (model and corpus to the Hub).
+Commands: ``demo``, ``train`` (the recipe), ``plan`` (memory and time of a config's stages),
+``prepare`` (corpus → parquet), ``evaluate`` (BLEU / ROUGE-L of a saved model), ``translate``
+(videos → text), ``analyze`` (trajectory report of snapshots) and ``push`` (model and corpus to the
+Hub).
 
 A user mistake (missing file, unknown config key, bad value, bad corpus, an upload that cannot
 happen) ends with one clear line on stderr and exit code 2, without a traceback.
@@ -45,16 +46,18 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
     return overrides
 
 
-def run_command(args: argparse.Namespace) -> None:
+def run_command(args: argparse.Namespace) -> int | None:
+    """Run the command; its exit status where it has one (``plan``)."""
     # Imported on use: `scl-slt --help` should not wait for the training stack.
     if args.command == "demo":
         from .demo import run_demo
 
         run_demo(args.output_dir, quick=args.quick, overwrite=args.overwrite, quiet=args.quiet)
-    elif args.command == "train":
+        return None
+    if args.command == "train":
         run_train(args)
-    else:
-        COMMANDS[args.command](args)
+        return None
+    return COMMANDS[args.command](args)
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -66,10 +69,25 @@ def run_train(args: argparse.Namespace) -> None:
     from .run_setup import check_before_work
 
     check_before_work(config, args.config)  # also the synthetic corpus options
+    from .plan import check_run_fits
+
+    check_run_fits(config, args.config, Path(args.output_dir))  # prints the plan; refuses what cannot fit
     from ..training.progress import progress_display
 
     with progress_display(enabled=False if args.quiet else None):
         run_recipe(config, Path(args.output_dir), stop_after=args.stop_after, overwrite=args.overwrite)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Print the plan of a config; exit status 1 when the run does not fit the GPU memory."""
+    config = RecipeConfig.from_yaml(args.config, parse_overrides(args.set))
+    from .plan import make_plan, plan_device
+    from .plan_report import format_plan
+
+    device = plan_device(config.precision, args.gpus, args.gpu_memory, args.device_name)
+    plan = make_plan(config, device, args.config)
+    print(format_plan(plan))
+    return 1 if plan.fits is False else 0
 
 
 # --- prepare ----------------------------------------------------------------------------------
@@ -339,6 +357,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 COMMANDS = {
+    "plan": run_plan,
     "prepare": run_prepare,
     "evaluate": run_evaluate,
     "translate": run_translate,
@@ -361,14 +380,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run_command(args)
+        status = run_command(args)
     except Exception as error:
         if not isinstance(error, user_error_types()):
             raise
         # A corpus error lists every bad sample on its own line: keep them.
         print(f"scl-slt {args.command}: error: {error}", file=sys.stderr)
         return USER_ERROR_EXIT
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Selective Contrastive Learning for gloss-free Sign Language Translation.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_demo, add_train, add_prepare, add_evaluate, add_translate, add_analyze, add_push):
+    for add in (
+        add_demo,
+        add_train,
+        add_plan,
+        add_prepare,
+        add_evaluate,
+        add_translate,
+        add_analyze,
+        add_push,
+    ):
         add(commands)
     return parser
 
@@ -85,6 +94,42 @@ def add_train(commands: Any) -> None:
     )
     add_overwrite(train)
     add_quiet(train)
+
+
+def add_plan(commands: Any) -> None:
+    plan = commands.add_parser(
+        "plan",
+        help="each stage's memory per device (and time) from a YAML config, before anything trains",
+        description="Estimate, for every stage of a config: the parameters, the peak memory of one "
+        "training step per device (weights, gradients, optimizer state, activations) at the stage's batch "
+        "size and the frame cap, as configured and with each memory knob; whether it fits --gpu-memory "
+        "and which settings to change if not; the time per epoch where frames/s were measured for the "
+        "GPU. Nothing is downloaded or allocated. Exit status 1 when the run does not fit.",
+    )
+    plan.add_argument("config", help="recipe YAML file")
+    plan.add_argument(
+        "--gpus",
+        type=positive_int,
+        help="GPUs of the run (default: 1 with --gpu-memory, else this machine's)",
+    )
+    plan.add_argument(
+        "--gpu-memory",
+        type=positive_float,
+        metavar="GB",
+        help="memory of one GPU in GiB, e.g. 80 (default: read from this machine's GPU; none: not checked)",
+    )
+    plan.add_argument(
+        "--device-name",
+        metavar="NAME",
+        help="GPU model for the time estimate, e.g. H100 (default: this machine's)",
+    )
+    plan.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set scl.batch_size=8 (repeatable; VALUE is YAML)",
+    )
 
 
 def add_corpus_options(command: argparse.ArgumentParser) -> None:
@@ -223,6 +268,17 @@ def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def positive_float(value: str) -> float:
+    """argparse type: a number above 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
     return number
 
 

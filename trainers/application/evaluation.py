@@ -12,6 +12,7 @@ from transformers import PreTrainedTokenizerBase
 
 from datasets_scripts import SignTranslationCollator
 from modeling_scl_slt import SclSltForSignTranslation
+from modeling_scl_slt.decoding_scl_slt import decode_generated
 
 from ..metrics import compute_translation_metrics
 from ..training.progress import task_bar
@@ -41,8 +42,7 @@ def translate_split(
                 pixel_values=batch["pixel_values"].to(model.device),
                 attention_mask=batch["attention_mask"].to(model.device),
             )
-        texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
-        hypotheses.extend(text.strip() for text in texts)
+        hypotheses.extend(decode_generated(tokenizer, generated, model.generation_config))
     return hypotheses
 
 

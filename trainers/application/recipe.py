@@ -61,7 +61,7 @@ from .recipe_config import ConfigError, RecipeConfig
 from .run_paths import RunPaths
 from .run_setup import Report, check_before_work, check_or_record_config, load_corpus
 from .run_setup import generate_synthetic_corpus as generate_synthetic_corpus  # (benchmarks use it)
-from .stage_arguments import device_arguments, stage_arguments
+from .stage_arguments import device_arguments, resolved_channels_last, stage_arguments
 from .tokenization import config_for_tokenizer, train_tokenizer
 from .vocabulary import trim_vocabulary
 
@@ -161,9 +161,16 @@ def prepare_tokenizer(config: RecipeConfig, corpus: DatasetDict, report: Report)
 
 
 def video_preprocessing(config: RecipeConfig) -> dict[str, Any]:
-    """The evaluation transform's settings; saved in the model config for the pipeline."""
+    """The video transform's settings, saved in the model config: the model applies them to the
+    uint8 clips of the collators (training mode: random crop, and augmentation when ``augment``),
+    and so does the pipeline."""
     video = config.video
-    return {"size": video.image_size, "resize": video.resize, "max_frames": video.max_frames}
+    return {
+        "size": video.image_size,
+        "resize": video.resize,
+        "max_frames": video.max_frames,
+        "augment": video.augment,
+    }
 
 
 def run_collators(
@@ -180,14 +187,22 @@ def make_collators(
 ) -> dict[str, SignTranslationCollator]:
     """Training (random crop + augmentation) and evaluation (centre crop) collators.
 
-    ``min_frames`` is the model's ``config.temporal_downsampling``: shorter clips are refused.
+    With ``video.transform_in_model`` (the default) both hand uint8 clips to the model, which
+    transforms them on its device: the training mode draws crops and augmentation, the evaluation
+    mode centre-crops. Their transforms then serve only batches that cannot be one uint8 tensor
+    (clips of different frame sizes). ``min_frames`` is the model's
+    ``config.temporal_downsampling``: shorter clips are refused.
     """
-    common = video_preprocessing(config)
-    train_transform = VideoTransform(train=True, augment=config.video.augment, **common)
-    evaluation_transform = VideoTransform(train=False, **common)
+    settings = video_preprocessing(config)
+    in_model = config.video.transform_in_model
     return {
-        "train": SignTranslationCollator(tokenizer, train_transform, min_frames=min_frames),
-        "eval": SignTranslationCollator(tokenizer, evaluation_transform, min_frames=min_frames),
+        mode: SignTranslationCollator(
+            tokenizer,
+            VideoTransform(train=mode == "train", **settings),
+            min_frames=min_frames,
+            transform_in_model=in_model,
+        )
+        for mode in ("train", "eval")
     }
 
 
@@ -230,6 +245,9 @@ def run_stage(
         return model_dir
     spec = get_stage(stage)
     model: Any = SclSltForSignTranslation.from_pretrained(init_dir)
+    # Resolved per stage, on the machine that trains it (a resumed run may have moved).
+    model.config.backbone_channels_last = resolved_channels_last(config.model.backbone_channels_last)
+    model.video_encoder.apply_backbone_memory_format()
     if not spec.contrastive_loss:
         model.drop_text_branch()
     if spec.evaluates_by_generation:

@@ -1,8 +1,9 @@
 """The recipe's YAML configuration: typed, documented sections with strict checking.
 
 A config file is a mapping of sections (``corpus``, ``model``, ``lora``, ``video``, ``reference``,
-``pair_selection``, ``scl``, ``translate``, ``evaluation``) plus ``seed``, ``precision`` and
-``num_workers``. Every key is a field below. An unknown key, a value of the wrong type, a choice
+``pair_selection``, ``scl``, ``translate``, ``evaluation``) plus top-level settings (``seed``,
+``precision``, ``num_workers``, the speed switches ``optimizer``, ``cudnn_benchmark`` and
+``backbone_compile``, ...). Every key is a field below. An unknown key, a value of the wrong type, a choice
 outside its set, a number outside its range (the ``bounds`` of the field) or a broken rule between
 fields is one clear error naming the file and the dotted key, e.g.
 ``config.yaml: scl.epochs: -3 is out of range; expected a number > 0``. :func:`validate_config`
@@ -143,6 +144,12 @@ class ModelSection:
     tokenizer_model: Literal["unigram", "wordlevel"] = "unigram"
     vocab_size: int = field(default=1000, metadata=AT_LEAST_ONE)  # for a trained tokenizer
     tgt_lang: str = "de_DE"
+    # channels_last (NHWC) memory format of the ResNet's weights and frames
+    # (SclSltConfig.backbone_channels_last; same results up to float summation order); auto: on where
+    # CUDA is available (cuDNN's kernels are made for it), off on a CPU, where it keeps a run's
+    # numbers those of earlier releases (true: a ResNet-18 step ~8 % faster on the CPU box);
+    # resolved by stage_arguments.resolved_channels_last
+    backbone_channels_last: bool | Literal["auto"] = "auto"
     overrides: dict = field(default_factory=dict)  # further SclSltConfig fields
 
 
@@ -167,6 +174,9 @@ class VideoSection:
     )  # shorter side before the crop; at least image_size
     max_frames: int = field(default=300, metadata=AT_LEAST_ONE)
     augment: bool = True
+    # Loaders decode and collate uint8 clips, the model resizes/crops/augments/normalises them on
+    # the training device; false: the loader workers do it all (float clips), e.g. on a CPU.
+    transform_in_model: bool = True
 
 
 @dataclass
@@ -251,6 +261,21 @@ class RecipeConfig:
     # DataLoader worker processes (decoding and transforms); auto: min(8, CPU cores per process - 1),
     # resolved by stage_arguments.resolved_num_workers
     num_workers: int | Literal["auto"] = field(default=0, metadata=NON_NEGATIVE)
+    # AdamW implementation (the Trainer's optim): adamw_torch_fused runs one fused kernel per step,
+    # adamw_torch is torch's default (foreach kernels on CUDA, a loop over the parameters on a CPU).
+    # Same updates up to float rounding. auto: adamw_torch_fused, on CUDA and on the CPU alike (torch
+    # has fused kernels for both; on the CPU box adamw_torch made a ResNet-18 training step ~6 %
+    # slower); resolved by stage_arguments.resolved_optimizer
+    optimizer: Literal["auto", "adamw_torch", "adamw_torch_fused"] = "auto"
+    # torch.backends.cudnn.benchmark: cuDNN times its kernels once for every new convolution shape,
+    # then reuses the fastest. The backbone sees one shape per total of real frames in a batch (per
+    # chunk size with model.overrides.backbone_chunk_size), so with varying clip lengths the first
+    # epoch pays for many such timings. auto: on where CUDA is available (no effect on a CPU);
+    # resolved by stage_arguments.resolved_cudnn_benchmark
+    cudnn_benchmark: bool | Literal["auto"] = "auto"
+    # torch.compile of the ResNet frame backbone only, in place (the saved model is unchanged); the
+    # first step and every new frame count compile first (minutes on a CPU). Off by default
+    backbone_compile: bool = False
     # Timeout of every collective (each wait for another process) of a multi-process launch, in
     # minutes. The recipe creates the process group with it (torch's default: 30 min), and it holds
     # for the whole run, the Trainer's ddp_timeout included. The longest wait left is the final
@@ -402,6 +427,15 @@ def reference_takes_two_snapshots(config: RecipeConfig) -> str | None:
     return None
 
 
+def model_fields_not_overridden_twice(config: RecipeConfig) -> str | None:
+    # A model-section field that is also a SclSltConfig field is set there, not in overrides.
+    twice = sorted(set(config.model.overrides) & {"backbone_channels_last"})
+    if twice:
+        key = twice[0]
+        return f"model.overrides.{key}: set model.{key} instead (it is a field of the model section)"
+    return None
+
+
 def scl_has_a_loss(config: RecipeConfig) -> str | None:
     if config.scl.contrastive_weight == 0 and config.scl.translation_weight == 0:
         return "scl.contrastive_weight and scl.translation_weight are both 0; expected at least one > 0"
@@ -425,6 +459,7 @@ CROSS_FIELD_RULES: tuple[Callable[[RecipeConfig], str | None], ...] = (
     resize_not_below_image_size,
     reference_takes_two_snapshots,
     scl_has_a_loss,
+    model_fields_not_overridden_twice,
 )
 
 

@@ -106,6 +106,20 @@ class SclSltTrainingArguments(Seq2SeqTrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep corpus columns for the collator."}
     )
+    cudnn_benchmark: bool = field(
+        default=False,
+        metadata={
+            "help": "Set torch.backends.cudnn.benchmark (cuDNN autotunes each new convolution shape once, "
+            "then reuses the fastest kernel); False leaves torch's setting as it is. GPU only."
+        },
+    )
+    backbone_compile: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile the ResNet frame backbone only, in place (parameter names and saved "
+            "files unchanged). The first step and new frame counts compile first (minutes on a CPU)."
+        },
+    )
 
     @property
     def device(self) -> torch.device:

@@ -17,9 +17,11 @@ are identical have the same target text.
 
 Resuming from a checkpoint reproduces the uninterrupted run's batches exactly (the batch
 samplers depend only on seed and epoch, and :class:`CurriculumEpochCallback` gives the sampler its
-epoch also where accelerate's wrappers hide it from the Trainer). With random augmentation, one
-batch differs slightly: the loader reads a batch ahead, so the batch after the checkpoint was
-augmented with random draws that the resumed run makes anew.
+epoch also where accelerate's wrappers hide it from the Trainer). With random augmentation in the
+loader (``transform_in_model=False``), one batch differs slightly: the loader reads a batch ahead,
+so the batch after the checkpoint was augmented with draws that the resumed run makes anew. When
+the model transforms uint8 clips (the recipe's default), the draws come from torch's global
+generator at step time, whose state the Trainer's checkpoints save and restore (not yet tested).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from transformers import Seq2SeqTrainer, TrainerCallback
 from transformers.trainer_utils import EvalPrediction
 
 from modeling_scl_slt import translation_loss
+from modeling_scl_slt.decoding_scl_slt import decode_generated
 from modeling_scl_slt.modeling_scl_slt import shift_tokens_right
 
 from ..method.losses import ContrastiveLossOutput
@@ -44,9 +47,10 @@ from ..method.pair_selection import SparseScores
 from ..method.text_groups import text_group_ids
 from ..metrics import compute_translation_metrics
 from .arguments import SclSltTrainingArguments
-from .callbacks import ReferenceSnapshotCallback
+from .callbacks import ReferenceSnapshotCallback, broadcast_buffers_from_main
 from .components import BATCH_SAMPLERS, build_batch_sampler, build_contrastive_loss
 from .retrieval import blocked_similarity, collect_features, retrieval_metrics
+from .speed_switches import apply_speed_switches
 from .stages import Stage, get_stage
 
 # Re-exported: these lived here before the training package was split.
@@ -100,10 +104,14 @@ class SclSltTrainer(Seq2SeqTrainer):
             and self.stage.evaluates_by_generation
             and self.processing_class is not None
         ):
-            self.compute_metrics = TranslationMetrics(self.processing_class, self.args.metric_language)
+            generation_config = getattr(self.model, "generation_config", None)
+            self.compute_metrics = TranslationMetrics(
+                self.processing_class, self.args.metric_language, generation_config
+            )
         if self.stage.takes_snapshots:
             self.add_callback(ReferenceSnapshotCallback(self))
         self.add_callback(CurriculumEpochCallback(self))
+        apply_speed_switches(self.model, self.args)
 
     # --- pluggable parts ------------------------------------------------------------------
     def build_batch_sampler(self) -> Sampler[list[int]] | None:
@@ -243,6 +251,11 @@ class SclSltTrainer(Seq2SeqTrainer):
         **kwargs,
     ) -> dict[str, float]:
         """Translate stage: generation metrics; reference/scl: video↔text retrieval and losses."""
+        if self.accelerator.num_processes > 1:
+            # BatchNorm running statistics are per-process buffers under DDP (each forward starts
+            # from the main's, then updates them on its own batch): evaluate with the main's, which
+            # its checkpoints hold, so that every process computes the same metrics.
+            broadcast_buffers_from_main(self.accelerator.unwrap_model(self.model))
         if self.stage.evaluates_by_generation:
             return super().evaluate(
                 eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix, **kwargs
@@ -287,18 +300,24 @@ class CurriculumEpochCallback(TrainerCallback):
 
 
 class TranslationMetrics:
-    """``compute_metrics`` for generation: decode ids, score BLEU-1..4 and ROUGE-L."""
+    """``compute_metrics`` for generation: decode ids, score BLEU-1..4 and ROUGE-L.
 
-    def __init__(self, tokenizer: Any, language: str) -> None:
+    Predictions lose the start tokens of ``generation_config`` (the model's), as everywhere
+    (:func:`~modeling_scl_slt.decoding_scl_slt.decode_generated`); labels never carry them.
+    """
+
+    def __init__(self, tokenizer: Any, language: str, generation_config: Any = None) -> None:
         self.tokenizer = tokenizer
         self.language = language
+        self.generation_config = generation_config
 
     def __call__(self, prediction: EvalPrediction) -> dict[str, float]:
         return compute_translation_metrics(
-            self.decode(prediction.predictions), self.decode(prediction.label_ids), language=self.language
+            self.decode(prediction.predictions, self.generation_config),
+            self.decode(prediction.label_ids),
+            language=self.language,
         )
 
-    def decode(self, ids: np.ndarray | tuple) -> list[str]:
+    def decode(self, ids: np.ndarray | tuple, generation_config: Any = None) -> list[str]:
         ids = ids[0] if isinstance(ids, tuple) else ids
-        ids = np.where(ids < 0, self.tokenizer.pad_token_id, ids)
-        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return decode_generated(self.tokenizer, ids, generation_config)
