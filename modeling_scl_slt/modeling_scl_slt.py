@@ -28,7 +28,6 @@ from .video_encoder_scl_slt import SclSltEncoderOutput, SclSltVideoEncoder, down
 from .video_encoder_scl_slt import TemporalBlock as TemporalBlock
 from .video_encoder_scl_slt import TemporalModule as TemporalModule
 from .video_encoder_scl_slt import validated_frame_mask as validated_frame_mask
-from .video_processing import model_pixel_values
 
 AUTO_MAP = {
     "AutoConfig": "configuration_scl_slt.SclSltConfig",
@@ -126,41 +125,6 @@ def declare_tied_copies_unsaved(model: PreTrainedModel) -> None:
     model._keys_to_ignore_on_save = set(model._keys_to_ignore_on_save or ()) | set(tied)
 
 
-class SclSltClipEncoder(SclSltVideoEncoder):
-    """The video encoder, fed decoded clips as well: uint8 ``pixel_values`` are transformed first.
-
-    uint8 (B, T, 3, H, W) clips are resized, cropped and normalised on their device by the video
-    transform with ``config.video_preprocessing`` (:func:`~.video_processing.model_pixel_values`);
-    in training mode the crop is random and the clip-consistent augmentation applies (unless
-    ``video_preprocessing`` sets ``augment: false``). Float pixel values are taken as already
-    transformed. Every path reaches the encoder here (``forward``, ``get_video_features``,
-    ``generate()`` through ``get_encoder()``), so none can preprocess differently.
-    """
-
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs: Any,
-    ) -> SclSltEncoderOutput:
-        if pixel_values.dtype == torch.uint8:
-            # The mask must be valid before the transform reads it (real frames first).
-            validated_frame_mask(pixel_values, attention_mask, self.config.temporal_downsampling)
-            pixel_values = model_pixel_values(
-                pixel_values,
-                attention_mask,
-                self.config.video_preprocessing,
-                train=self.training,
-                dtype=self.backbone.dtype,
-            )
-        return super().forward(
-            pixel_values, attention_mask, output_hidden_states, output_attentions, return_dict, **kwargs
-        )
-
-
 class SclSltPreTrainedModel(PreTrainedModel):
     config_class = SclSltConfig
     config: SclSltConfig
@@ -184,7 +148,7 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin, SclSltTex
     """Gloss-free sign language translation with an optional contrastive text branch.
 
     Inputs: ``pixel_values`` (B, T, 3, H, W) float, ImageNet-normalised frames, or uint8 decoded
-    frames that the model transforms itself (:class:`SclSltClipEncoder`); ``attention_mask``
+    frames that the model transforms itself (:class:`SclSltVideoEncoder`); ``attention_mask``
     (B, T) over frames (real frames first); ``labels`` (B, L) target token ids (the sentence then
     ``</s>``, padding -100); ``text_input_ids`` / ``text_attention_mask`` (B, Lt) for the text branch.
     Decoding starts from ``config.decoder_start_token_id``, the target-language token.
@@ -197,7 +161,7 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin, SclSltTex
     def __init__(self, config: SclSltConfig) -> None:
         super().__init__(config)
         text_config = config.text_config
-        self.video_encoder = SclSltClipEncoder(config)
+        self.video_encoder = SclSltVideoEncoder(config)
         self.decoder = MBartDecoder(text_config)
         self.lm_head = nn.Linear(text_config.d_model, text_config.vocab_size, bias=False)
         self.text_encoder: MBartEncoder | None = None

@@ -7,7 +7,7 @@ are imported only when such an input arrives.
 Preprocessing is the evaluation transform the model was trained with:
 ``VideoTransform(train=False, **model.config.video_preprocessing)`` (the same code as training).
 ``preprocess`` only picks the frames (uint8); the model resizes, crops and normalises them on its
-device, through the same function as training and evaluation (``SclSltClipEncoder``).
+device, through the same function as training and evaluation (``SclSltVideoEncoder``).
 """
 
 from __future__ import annotations

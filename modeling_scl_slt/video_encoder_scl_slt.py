@@ -19,6 +19,7 @@ from transformers.models.resnet.modeling_resnet import ResNetModel
 
 from .configuration_scl_slt import SclSltConfig
 from .learned_parameters_scl_slt import ClsToken
+from .video_processing import model_pixel_values
 
 
 @dataclass
@@ -103,7 +104,11 @@ class TemporalModule(nn.Module):
 class SclSltVideoEncoder(nn.Module):
     """Frames → visual tokens: ResNet per real frame, temporal module, mBART encoder.
 
-    This is what ``generate()`` runs once per call (``get_encoder()``).
+    ``pixel_values`` are ImageNet-normalised floats, or decoded uint8 clips that are first resized,
+    cropped and normalised on their device with ``config.video_preprocessing``
+    (:func:`~.video_processing.model_pixel_values`; random crop and augmentation in training mode).
+    Every path reaches this module (``forward``, ``get_video_features``, ``generate()`` through
+    ``get_encoder()``), so none can preprocess differently.
     """
 
     def __init__(self, config: SclSltConfig) -> None:
@@ -179,6 +184,14 @@ class SclSltVideoEncoder(nn.Module):
         **kwargs: Any,
     ) -> SclSltEncoderOutput:
         frame_mask = validated_frame_mask(pixel_values, attention_mask, self.config.temporal_downsampling)
+        # uint8 clips are resized, cropped (randomly in training) and normalised here, on their device
+        pixel_values = model_pixel_values(
+            pixel_values,
+            attention_mask,
+            self.config.video_preprocessing,
+            train=self.training,
+            dtype=self.backbone.dtype,
+        )
         frames = self.frame_features(pixel_values, frame_mask)  # (B, T, C)
         tokens, token_mask = self.temporal(frames, frame_mask)  # (B, T', d), (B, T')
         if self.cls_token is not None:

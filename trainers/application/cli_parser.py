@@ -47,6 +47,17 @@ def add_overwrite(command: argparse.ArgumentParser) -> None:
     )
 
 
+def add_overrides(command: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): override a value of the command's config."""
+    command.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set scl.epochs=10 (repeatable; VALUE is YAML)",
+    )
+
+
 def add_quiet(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--quiet",
@@ -79,13 +90,7 @@ def add_train(commands: Any) -> None:
     )
     train.add_argument("config", help="recipe YAML file")
     train.add_argument("--output-dir", required=True, help="run directory")
-    train.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set scl.epochs=10 (repeatable; VALUE is YAML)",
-    )
+    add_overrides(train)
     train.add_argument(
         "--stop-after",
         choices=("reference", "scl"),
@@ -123,13 +128,7 @@ def add_plan(commands: Any) -> None:
         metavar="NAME",
         help="GPU model for the time estimate, e.g. H100 (default: this machine's)",
     )
-    plan.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set scl.batch_size=8 (repeatable; VALUE is YAML)",
-    )
+    add_overrides(plan)
 
 
 def add_corpus_options(command: argparse.ArgumentParser) -> None:
