@@ -29,9 +29,10 @@ every finished seed, so an interrupted ablation has the finished seeds' tables. 
 normal recipe run directory, so a second call resumes where the first stopped.
 
 ``--earlier-results ablation.json`` continues an ablation whose run folder is gone: the seeds
-that file finished keep its metrics; this call reruns only their reference runs (for the
-per-seed trajectory shares, which older files did not keep) and the ``random`` run of the first
-of them, whose metrics must equal the file's (the reproduction check, recorded in the summary).
+that file finished keep its metrics and trajectory shares. This call reruns the ``random`` run
+of the first of them (with its reference run), whose metrics must equal the file's (the
+reproduction check, recorded in the summary), and the reference runs of seeds whose shares the
+file lacks (older files did not keep them per seed).
 
 Writes ``OUTPUT_DIR/ablation.json`` (every run's metrics and the summary) and
 ``OUTPUT_DIR/ablation.md`` (the tables), and prints the tables.
@@ -320,15 +321,10 @@ def link_reference_outputs(
 
 
 def run_seed(
-    args: argparse.Namespace, seed: int, variants: list[Variant] | None = None
+    args: argparse.Namespace, seed: int, variants: list[Variant], references: list[Variant]
 ) -> dict[tuple[int, str], float]:
-    """One seed: its reference runs (one per similarity), then ``variants``; returns wall times.
-
-    ``variants`` defaults to all of ``args.variants``; the reference runs are always those of all.
-    """
+    """One seed: the ``references`` runs (one per similarity), then ``variants``; returns wall times."""
     scale, root = SCALES[args.scale], args.output_dir
-    variants = args.variants if variants is None else variants
-    references = sorted({reference_key(variant) for variant in args.variants}, key=lambda v: v.name)
     for reference in references:
         link_reference_outputs(root, run_dir(root, seed, reference), names=("corpus",))
     reference_jobs = [
@@ -343,6 +339,25 @@ def run_seed(
     ]
     times.update(run_parallel(root, variant_jobs, args.jobs))
     return times
+
+
+def runs_of_seed(
+    seed: int, variants: list[Variant], earlier: EarlierRuns, reproduction_seed: int | None
+) -> tuple[list[Variant], list[Variant]]:
+    """The variant and reference runs that ``seed`` needs, given what ``earlier`` holds.
+
+    A new seed runs everything. A seed from ``earlier`` reruns only the reference runs whose
+    trajectory shares ``earlier`` lacks, and, if it is ``reproduction_seed``, its ``random`` run
+    with that run's reference.
+    """
+    references = sorted({reference_key(v) for v in variants}, key=lambda v: v.name)
+    if not earlier.has_seed(seed, variants):
+        return variants, references
+    rerun = [VARIANTS["random"]] if seed == reproduction_seed else []
+    needed = {reference_key(v) for v in rerun} | {
+        r for r in references if not earlier.has_trajectories(seed, r.aggregation)
+    }
+    return rerun, sorted(needed, key=lambda v: v.name)
 
 
 def run_dir(root: Path, seed: int, variant: Variant) -> Path:
@@ -378,13 +393,13 @@ def run_parallel(
 
 
 def read_earlier_results(args: argparse.Namespace) -> EarlierRuns:
-    """The per-seed metrics of ``--earlier-results`` (empty without it), checked against this call.
+    """The per-seed results of ``--earlier-results`` (none without it), checked against this call.
 
     The file must be of this scale, and its recorded ``ps_log`` config of the first seed must
     equal this call's wherever both have a key (newer recipe fields are absent from older files).
     """
     if args.earlier_results is None:
-        return {}
+        return EarlierRuns()
     earlier = json.loads(args.earlier_results.read_text(encoding="utf-8"))
     settings = earlier["settings"]
     if settings["scale"] != args.scale:
@@ -394,7 +409,13 @@ def read_earlier_results(args: argparse.Namespace) -> EarlierRuns:
     differing = config_differences(settings["config_of_ps_log_seed0"], ours.to_dict())
     if differing:
         raise SystemExit(f"{args.earlier_results} was run with another config: {differing}")
-    return {name: {int(s): m for s, m in per_seed.items()} for name, per_seed in earlier["runs"].items()}
+
+    def by_seed(table: dict[str, dict[str, Any]]) -> dict[str, dict[int, Any]]:
+        return {
+            name: {int(seed): value for seed, value in per_seed.items()} for name, per_seed in table.items()
+        }
+
+    return EarlierRuns(by_seed(earlier["runs"]), by_seed(earlier.get("trajectory_runs", {})))
 
 
 def config_differences(recorded: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
@@ -414,7 +435,7 @@ def reproduction_check(root: Path, earlier: EarlierRuns) -> dict[str, Any]:
     from ablation_report import read_run
 
     check: dict[str, Any] = {}
-    for seed, metrics in earlier.get("random", {}).items():
+    for seed, metrics in earlier.metrics.get("random", {}).items():
         path = run_dir(root, seed, VARIANTS["random"]) / "metrics.json"
         if path.exists():
             now = read_run(path.parent)
@@ -446,7 +467,7 @@ def write_tables(
         "run_seconds_this_call": {f"seed{seed}/{name}": sec for (seed, name), sec in times.items()},
     }
     if args.earlier_results is not None:
-        earlier_seeds = sorted(s for s in seeds if s in earlier.get("random", {}))
+        earlier_seeds = sorted(s for s in seeds if s in earlier.metrics.get("random", {}))
         summary["settings"]["earlier_results"] = {
             "file": str(args.earlier_results),
             "seeds_taken_from_it": earlier_seeds,
@@ -466,14 +487,13 @@ def main(argv: list[str] | None = None) -> None:
     first = variant_config(VARIANTS["ps_log"], args.seeds[0], scale, args.overrides, args.output_dir)
     make_corpus(args.output_dir / "corpus", first, scale, args.annotations)
     earlier = read_earlier_results(args)
-    earlier_seeds = [s for s in args.seeds if all(s in earlier.get(v.name, {}) for v in args.variants)]
+    earlier_seeds = [s for s in args.seeds if earlier.has_seed(s, args.variants)]
+    reproduction_seed = earlier_seeds[0] if earlier_seeds else None
     times: dict[tuple[int, str], float] = {}
     table = ""
     for seed in args.seeds:
-        rerun = None  # every variant
-        if seed in earlier_seeds:
-            rerun = [VARIANTS["random"]] if seed == earlier_seeds[0] else []
-        times.update(run_seed(args, seed, rerun))
+        variants, references = runs_of_seed(seed, args.variants, earlier, reproduction_seed)
+        times.update(run_seed(args, seed, variants, references))
         table = write_tables(args, times, start, earlier)
         print(f"{time.strftime('%H:%M:%S')} seed {seed} finished; tables in {args.output_dir}", flush=True)
     print(table)

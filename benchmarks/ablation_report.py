@@ -10,6 +10,7 @@ import json
 import math
 import statistics
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,8 +35,23 @@ class VariantLike(Protocol):
 
 
 RunDir = Callable[[Path, int, VariantLike], Path]
-# Metrics of runs finished by an earlier call: variant name → seed → metric → value.
-EarlierRuns = dict[str, dict[int, dict[str, float]]]
+
+
+@dataclass
+class EarlierRuns:
+    """What an earlier call finished: run metrics and the reference runs' trajectory shares."""
+
+    metrics: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
+    """variant name → seed → metric → value."""
+    trajectories: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)
+    """similarity aggregation → seed → category → share in % (absent from older files)."""
+
+    def has_seed(self, seed: int, variants: Sequence[VariantLike]) -> bool:
+        """Whether every one of ``variants`` has metrics for ``seed``."""
+        return all(seed in self.metrics.get(v.name, {}) for v in variants)
+
+    def has_trajectories(self, seed: int, aggregation: str) -> bool:
+        return seed in self.trajectories.get(aggregation, {})
 
 
 def read_run(path: Path) -> dict[str, float]:
@@ -84,15 +100,19 @@ def finished_seeds(
 ) -> list[int]:
     """The seeds whose every variant run has finished (wrote metrics.json).
 
-    A seed whose metrics come from ``earlier`` is finished once its reference runs wrote their
-    trajectories (``reference_key`` names them).
+    A seed whose metrics come from ``earlier`` is finished once the trajectory shares of its
+    reference runs (``reference_key`` names them) are known: from ``earlier`` or from a rerun.
     """
-    earlier = earlier or {}
+    earlier = earlier or EarlierRuns()
+
+    def has_trajectories(seed: int, reference: VariantLike) -> bool:
+        return earlier.has_trajectories(seed, reference.aggregation) or (
+            (run_dir(root, seed, reference) / "trajectories.json").exists()
+        )
 
     def finished(seed: int) -> bool:
-        if all(seed in earlier.get(v.name, {}) for v in variants) and reference_key is not None:
-            references = {reference_key(v) for v in variants}
-            return all((run_dir(root, seed, r) / "trajectories.json").exists() for r in references)
+        if earlier.has_seed(seed, variants) and reference_key is not None:
+            return all(has_trajectories(seed, reference_key(v)) for v in variants)
         return all((run_dir(root, seed, v) / "metrics.json").exists() for v in variants)
 
     return [seed for seed in seeds if finished(seed)]
@@ -108,13 +128,14 @@ def summarise(
 ) -> dict[str, Any]:
     """Per-run metrics, their mean ± std per variant, and trajectory shares per similarity.
 
-    A run's metrics come from ``earlier`` where it holds them, else from its run directory; the
-    trajectory shares always come from the reference runs' directories (also kept per seed).
+    A run's metrics and a reference run's trajectory shares come from ``earlier`` where it holds
+    them, else from the run directories; the shares are also kept per seed.
     """
-    earlier = earlier or {}
+    earlier = earlier or EarlierRuns()
     runs = {
         v.name: {
-            seed: earlier.get(v.name, {}).get(seed) or read_run(run_dir(root, seed, v)) for seed in seeds
+            seed: earlier.metrics.get(v.name, {}).get(seed) or read_run(run_dir(root, seed, v))
+            for seed in seeds
         }
         for v in variants
     }
@@ -124,7 +145,10 @@ def summarise(
     }
     trajectories, trajectory_runs = {}, {}
     for reference in sorted({reference_key(v) for v in variants}, key=lambda v: v.name):
-        per_seed = {seed: read_trajectory_shares(run_dir(root, seed, reference)) for seed in seeds}
+        known = earlier.trajectories.get(reference.aggregation, {})
+        per_seed = {
+            seed: known.get(seed) or read_trajectory_shares(run_dir(root, seed, reference)) for seed in seeds
+        }
         trajectory_runs[reference.aggregation] = per_seed
         trajectories[reference.aggregation] = {
             k: mean_std([p[k] for p in per_seed.values()]) for k in per_seed[seeds[0]]

@@ -78,7 +78,12 @@ def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
     assert not (weights["random"][name] == reference[name]).all()
 
     # A second call in a new folder continues from the first one's results: seeds 0 and 1 keep
-    # their metrics, only their reference runs and seed 0's random run are rerun, seed 2 is new.
+    # their metrics and trajectory shares; seed 0's random run is rerun (with its reference run),
+    # and so is the one reference run whose shares the file lacks; seed 2 is new.
+    first = json.loads((out / "ablation.json").read_text())
+    del first["trajectory_runs"]["mean"]["1"]
+    earlier_file = tmp_path / "earlier.json"
+    earlier_file.write_text(json.dumps(first))
     again = tmp_path / "continued"
     command = [
         sys.executable,
@@ -96,7 +101,7 @@ def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
         "--variants",
         "random,ps_hard,ps_log_mean",
         "--earlier-results",
-        str(out / "ablation.json"),
+        str(earlier_file),
     ]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
@@ -105,14 +110,20 @@ def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
     assert earlier["seeds_taken_from_it"] == [0, 1]
     assert earlier["reproduction_check"]["seed0"]["largest_difference"] == 0.0
     assert not (again / "seed1" / "random" / "metrics.json").exists()
-    assert (again / "seed1" / "ps_log" / "trajectories.json").exists()
+    assert (again / "seed0" / "ps_log" / "trajectories.json").exists()
+    assert not (again / "seed0" / "ps_log_mean" / "trajectories.json").exists()
+    assert not (again / "seed1" / "ps_log" / "trajectories.json").exists()
+    assert (again / "seed1" / "ps_log_mean" / "trajectories.json").exists()
     assert continued["runs"]["ps_hard"]["1"] == summary["runs"]["ps_hard"]["1"]
+    assert continued["trajectory_runs"]["cico"]["1"] == summary["trajectory_runs"]["cico"]["1"]
+    # The rerun reference run reproduces the shares the file had before they were removed.
+    assert continued["trajectory_runs"]["mean"]["1"] == summary["trajectory_runs"]["mean"]["1"]
     assert (again / "seed2" / "ps_hard" / "metrics.json").exists()
     assert continued["table"]["random"]["test_bleu4"]["n"] == 3
     assert set(continued["trajectory_runs"]["cico"]) == {"0", "1", "2"}
 
 
-def test_earlier_results_of_another_config_are_refused(tmp_path) -> None:
+def test_earlier_results_are_checked_against_this_config_and_read(tmp_path) -> None:
     ablation = load_ablation()
     scale = ablation.SCALES["smoke"]
     recorded = ablation.variant_config(ablation.VARIANTS["ps_log"], 0, scale).to_dict()
@@ -127,5 +138,16 @@ def test_earlier_results_of_another_config_are_refused(tmp_path) -> None:
     with pytest.raises(SystemExit, match=r"scl\.epochs: 7\.0 then, 1 now"):
         ablation.read_earlier_results(args)
     recorded["scl"]["epochs"] = 1.0
-    earlier.write_text(json.dumps({"settings": settings, "runs": {"random": {"0": {"test_bleu4": 1.0}}}}))
-    assert ablation.read_earlier_results(args) == {"random": {0: {"test_bleu4": 1.0}}}
+    shares = {"H->L": 50.0}
+    earlier.write_text(
+        json.dumps(
+            {
+                "settings": settings,
+                "runs": {"random": {"0": {"test_bleu4": 1.0}}},
+                "trajectory_runs": {"cico": {"0": shares}},
+            }
+        )
+    )
+    read = ablation.read_earlier_results(args)
+    assert read.metrics == {"random": {0: {"test_bleu4": 1.0}}}
+    assert read.trajectories == {"cico": {0: shares}}

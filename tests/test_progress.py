@@ -211,6 +211,26 @@ def test_the_quick_demo_says_it_checks_the_path_not_the_quality() -> None:
     assert "say nothing about quality" in QUICK_NOTE
 
 
+def test_the_demo_log_ends_naming_the_scores_the_model_and_the_trajectory_figure(
+    tmp_path, monkeypatch
+) -> None:
+    from trainers.application import demo
+
+    metrics = {"validation": {"bleu4": 70.0}, "test": {"bleu4": 60.0}}
+    monkeypatch.setattr(demo, "run_recipe", lambda *args, **kwargs: metrics)
+    monkeypatch.setattr(demo, "translate_one_test_video", lambda paths: ("rain", "rain"))
+    lines: list[str] = []
+    demo.run_and_show(
+        tmp_path, quick=False, report=lambda text: lines.extend(text.splitlines()), overwrite=False
+    )
+    assert lines[0] == "dev BLEU-4 70.00, test BLEU-4 60.00"
+    assert lines[-3:] == [
+        f"scores: {tmp_path / 'metrics.json'}",
+        f"model: {tmp_path / 'model'} (scl-slt translate {tmp_path / 'model'} VIDEO)",
+        f"trajectory figure: {tmp_path / 'trajectories.png'}",
+    ]
+
+
 # --- long steps outside training -----------------------------------------------------------------
 def test_corpus_generation_shows_a_bar_only_when_progress_is_on(tmp_path, monkeypatch, capsys) -> None:
     from trainers.application.recipe_config import CorpusSection

@@ -98,7 +98,9 @@ def run_and_show(output_dir: str | Path, quick: bool, report: Report, overwrite:
     reference, hypothesis = translate_one_test_video(paths)
     report(f"reference:  {reference}\nhypothesis: {hypothesis}")
     report(
-        f"run directory: {paths.root} (final model in {paths.model}, trajectories in {paths.trajectories})"
+        f"scores: {paths.metrics}\n"
+        f"model: {paths.model} (scl-slt translate {paths.model} VIDEO)\n"
+        f"trajectory figure: {paths.trajectory_figure}"
     )
     (paths.root / "demo.json").write_text(
         json.dumps(

@@ -16,6 +16,7 @@ class RunPaths:
         self.initial = self.root / "initial"
         self.snapshots = self.root / "snapshots"
         self.trajectories = self.root / "trajectories.json"
+        self.trajectory_figure = self.root / "trajectories.png"
         self.pair_scores = self.root / "pair_scores.safetensors"
         self.predictions = self.root / "predictions"
         self.metrics = self.root / "metrics.json"
