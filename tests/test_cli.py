@@ -289,6 +289,26 @@ HEAVY_MODULES = (
 )
 
 
+def cli_calls_in_a_fresh_process(calls: list[list[str]], cwd: Path) -> tuple[list[int], list[str]]:
+    """Exit codes of ``scl-slt`` calls made in one new interpreter, and the heavy modules it imported."""
+    script = (
+        "import contextlib, io, json, sys\n"
+        "import trainers.application.cli as cli\n"
+        "codes = []\n"
+        f"for argv in {calls!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "        try:\n"
+        "            codes.append(cli.main(argv))\n"
+        "        except SystemExit as exit_info:\n"
+        "            codes.append(exit_info.code)\n"
+        f"print(json.dumps([codes, [m for m in {HEAVY_MODULES!r} if m in sys.modules]]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    codes, heavy = json.loads(result.stdout)
+    return codes, heavy
+
+
 def test_help_and_user_mistakes_answer_without_importing_the_training_stack(tmp_path: Path) -> None:
     """`scl-slt --help`, `COMMAND --help`, argument errors and config errors import nothing heavy
     (the import graph is tested, not a timing)."""
@@ -305,23 +325,8 @@ def test_help_and_user_mistakes_answer_without_importing_the_training_stack(tmp_
         ["evaluate", "model", "--corpus-kind", "synthetic", "--corpus-path", "TYPO"],
         ["prepare", "manifest", "TYPO.csv", "--output-dir", "out"],
     ]
-    script = (
-        "import contextlib, io, json, sys\n"
-        "import trainers.application.cli as cli\n"
-        "codes = []\n"
-        f"for argv in {calls!r}:\n"
-        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
-        "        try:\n"
-        "            codes.append(cli.main(argv))\n"
-        "        except SystemExit as exit_info:\n"
-        "            codes.append(exit_info.code)\n"
-        f"print(json.dumps([codes, [m for m in {HEAVY_MODULES!r} if m in sys.modules]]))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
-    )
-    codes, heavy = json.loads(result.stdout)
-    assert codes == [0, 0, 0, 2, 2, 2, 2, 2] and heavy == [], result.stdout
+    codes, heavy = cli_calls_in_a_fresh_process(calls, tmp_path)
+    assert codes == [0, 0, 0, 2, 2, 2, 2, 2] and heavy == []
     assert not (tmp_path / "run").exists() and not (tmp_path / "TYPO").exists()
 
 

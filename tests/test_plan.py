@@ -3,7 +3,6 @@ the advice, the time estimate, and the refusal of `scl-slt train` for a run that
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import yaml
 
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
 from tests.test_benchmarks import load_script
-from tests.test_cli import HEAVY_MODULES, one_error_line
+from tests.test_cli import cli_calls_in_a_fresh_process, one_error_line
 from trainers.application import plan as plan_module
 from trainers.application.cli import main
 from trainers.application.demo import demo_config
@@ -184,20 +183,8 @@ def test_a_missing_config_is_one_error_line(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_plan_help_and_argument_errors_import_nothing_heavy(tmp_path: Path) -> None:
-    script = (
-        "import contextlib, io, json, sys\n"
-        "import trainers.application.cli as cli\n"
-        "codes = []\n"
-        "for argv in (['plan', '--help'], ['plan', 'c.yaml', '--gpus', '0']):\n"
-        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
-        "        try:\n"
-        "            codes.append(cli.main(argv))\n"
-        "        except SystemExit as exit_info:\n"
-        "            codes.append(exit_info.code)\n"
-        f"print(json.dumps([codes, [m for m in {HEAVY_MODULES!r} if m in sys.modules]]))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
-    assert json.loads(result.stdout) == [[0, 2], []], result.stderr
+    calls = [["plan", "--help"], ["plan", "c.yaml", "--gpus", "0"]]
+    assert cli_calls_in_a_fresh_process(calls, tmp_path) == ([0, 2], [])
 
 
 # --- the estimate ---------------------------------------------------------------------------------

@@ -39,21 +39,25 @@ from trainers.application.tokenization import train_tokenizer
 from trainers.training.speed_switches import compile_backbones
 
 CHANNELS_LAST = torch.channels_last
-# NHWC runs other convolution kernels, which sum in another order: differences up to ~1e-5 were seen
-# on gradients of order 0.1 (the memory knobs, which keep the kernels, hold 1e-5).
-NHWC_TOLERANCE = {"rtol": 1e-4, "atol": 1e-4}
+# NHWC runs other convolution kernels, which sum in another order. Measured on the CPU box, as the
+# norm of the difference over the norm of the tensor: up to 1e-5 with 2 torch threads, up to 3e-3
+# with 1 thread (BatchNorm-bias gradients, sums of terms that cancel), elementwise up to 8 % on
+# entries near 0. Hence a normwise comparison.
+NHWC_RELATIVE_ERROR = 1e-2
 
 
-def assert_same_nhwc_step(expected: dict[str, Any], actual: dict[str, Any]) -> None:
-    torch.testing.assert_close(actual["loss"], expected["loss"], **NHWC_TOLERANCE)
-    assert actual["grads"].keys() == expected["grads"].keys()
-    for kind in ("grads", "buffers"):
-        for name, value in expected[kind].items():
-            assert_close_nhwc(actual[kind][name], value, name)
+def assert_close_normwise(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
+    """‖actual − expected‖ ≤ NHWC_RELATIVE_ERROR · ‖expected‖, plus 1e-5 for tensors near 0.
 
-
-def assert_close_nhwc(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
-    torch.testing.assert_close(actual, expected, **NHWC_TOLERANCE, msg=lambda message: f"{name}: {message}")
+    (Such as the gradient of a convolution's bias before a BatchNorm, zero up to rounding.)
+    """
+    if not expected.is_floating_point():  # BatchNorm's num_batches_tracked
+        assert torch.equal(actual, expected), name
+        return
+    error, scale = (actual - expected).norm(), expected.norm()
+    assert error <= NHWC_RELATIVE_ERROR * scale + 1e-5, (
+        f"{name}: ‖difference‖ {error:.3g}, ‖expected‖ {scale:.3g}"
+    )
 
 
 def conv_weights(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -79,7 +83,7 @@ def test_channels_last_keeps_losses_gradients_and_statistics() -> None:
     assert all(w.is_contiguous(memory_format=CHANNELS_LAST) for w in conv_weights(nhwc))
     assert all(w.is_contiguous() for w in conv_weights(plain))
     inputs = first_conv_inputs(nhwc)
-    assert_same_nhwc_step(training_step(plain), training_step(nhwc))
+    assert_same_step(training_step(plain), training_step(nhwc), assert_close_normwise)
     assert inputs and all(x.is_contiguous(memory_format=CHANNELS_LAST) for x in inputs)
     # the weight gradients keep the weights' format (what the optimiser then updates)
     assert all(w.grad.is_contiguous(memory_format=CHANNELS_LAST) for w in conv_weights(nhwc))
@@ -175,7 +179,7 @@ def test_fused_and_plain_adamw_and_channels_last_give_the_same_update(tmp_path: 
     assert any(not torch.equal(plain[name], value) for name, value in initial.items())
     fast = one_adamw_step(tmp_path, tokenizer, "adamw_torch_fused", channels_last=True)
     for name, value in plain.items():
-        assert_close_nhwc(fast[name], value, name)
+        assert_close_normwise(fast[name], value, name)
 
 
 # --- the recipe: auto resolution and validation -----------------------------------------------------
