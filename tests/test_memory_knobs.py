@@ -71,22 +71,21 @@ def training_step(model: SclSltForSignTranslation) -> dict[str, Any]:
     }
 
 
+def assert_close_named(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
+    torch.testing.assert_close(actual, expected, **TOLERANCE, msg=lambda message: f"{name}: {message}")
+
+
 def assert_same_step(
     expected: dict[str, Any],
     actual: dict[str, Any],
-    assert_close: Callable[[torch.Tensor, torch.Tensor, str], None] | None = None,
+    assert_close: Callable[[torch.Tensor, torch.Tensor, str], None] = assert_close_named,
 ) -> None:
-    """The loss, every gradient and every buffer of two steps agree (``assert_close_named`` by default)."""
-    assert_close = assert_close or assert_close_named
+    """The loss, every gradient and every buffer of two steps agree, by ``assert_close``."""
     assert_close(actual["loss"], expected["loss"], "loss")
     assert actual["grads"].keys() == expected["grads"].keys()
     for kind in ("grads", "buffers"):
         for name, value in expected[kind].items():
             assert_close(actual[kind][name], value, name)
-
-
-def assert_close_named(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
-    torch.testing.assert_close(actual, expected, **TOLERANCE, msg=lambda message: f"{name}: {message}")
 
 
 def backbone_calls(model: SclSltForSignTranslation) -> list[int]:
