@@ -2,8 +2,8 @@
 
 Commands: ``demo``, ``train`` (the recipe), ``plan`` (memory and time of a config's stages),
 ``prepare`` (corpus → parquet), ``evaluate`` (BLEU / ROUGE-L of a saved model), ``translate``
-(videos → text), ``analyze`` (trajectory report of snapshots) and ``push`` (model and corpus to the
-Hub).
+(videos → text), ``analyze`` (trajectory report of snapshots), ``app`` (the model's web page) and
+``push`` (model, corpus and Space to the Hub).
 
 A user mistake (missing file, unknown config key, bad value, bad corpus, an upload that cannot
 happen) ends with one clear line on stderr and exit code 2, without a traceback.
@@ -15,6 +15,7 @@ errors and config errors answer in a fraction of a second; each command imports 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -319,6 +320,30 @@ def corpus_of_run(run_dir: Path) -> Any:
     return load_named_corpus(section.kind, section.path, section.on_error, key=f"{paths.config}: corpus.path")
 
 
+# --- app --------------------------------------------------------------------------------------
+class MissingExtraError(RuntimeError):
+    """An optional extra that the command needs is not installed."""
+
+
+def run_app(args: argparse.Namespace) -> None:
+    """Serve the model's web page until Ctrl+C."""
+    require_model_dir(args.model_dir)
+    if importlib.util.find_spec("gradio") is None:
+        raise MissingExtraError("the web page needs Gradio, an optional extra: pip install 'scl-slt[app]'")
+    from transformers import pipeline
+
+    import modeling_scl_slt  # registers the task: no remote code for a local folder
+
+    from .web_page import ModelFacts, TranslationPage
+
+    translator = pipeline(modeling_scl_slt.PIPELINE_TASK, model=str(args.model_dir))
+    page = TranslationPage(translator, ModelFacts.from_model_folder(args.model_dir, translator))
+    try:
+        page.launch(host=args.host, port=args.port)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        raise ValueError(f"cannot serve on {args.host}:{args.port or 'a free port'}: {error}") from None
+
+
 # --- push -------------------------------------------------------------------------------------
 def run_push(args: argparse.Namespace) -> None:
     if args.dataset and not args.dataset_repo_id:
@@ -332,6 +357,13 @@ def run_push(args: argparse.Namespace) -> None:
         staging = Path(args.staging_dir or scratch)
         model_folder = prepare_model_upload(args.model_dir, staging / "model", repo_id=args.repo_id)
         uploads = [(model_folder, args.repo_id, "model")]
+        if args.space_repo_id:  # prepared before any upload: a missing Gradio stops the push early
+            from ..publishing.space import prepare_space_upload
+
+            space = prepare_space_upload(
+                args.repo_id, staging / "space", title=args.space_repo_id.split("/")[-1]
+            )
+            uploads.append((space, args.space_repo_id, "space"))
         if args.dataset:
             corpus = load_named_corpus(*args.dataset, args.on_error, args.size, args.generate, "--dataset")
             uploads.append(
@@ -362,6 +394,7 @@ COMMANDS = {
     "evaluate": run_evaluate,
     "translate": run_translate,
     "analyze": run_analyze,
+    "app": run_app,
     "push": run_push,
 }
 
@@ -369,7 +402,13 @@ COMMANDS = {
 def user_error_types() -> tuple[type[Exception], ...]:
     """The exceptions that mean a user mistake. The corpus and Hub errors are looked up only where
     their (heavy) module was loaded: a module that was never imported raised nothing."""
-    found: list[type[Exception]] = [ConfigError, FileNotFoundError, FileExistsError, ValueError]
+    found: list[type[Exception]] = [
+        ConfigError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        MissingExtraError,
+    ]
     for module, name in (("datasets_scripts.errors", "CorpusError"), ("trainers.publishing.hub", "HubError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_evaluate,
         add_translate,
         add_analyze,
+        add_app,
         add_push,
     ):
         add(commands)
@@ -237,13 +238,35 @@ def add_analyze(commands: Any) -> None:
     analyze.add_argument("--seed", type=int, default=0, help="seed of the sampled pairs (default: 0)")
 
 
+def add_app(commands: Any) -> None:
+    app = commands.add_parser(
+        "app",
+        help="serve a web page to translate uploaded or webcam videos with a saved model",
+        description="Serve a Gradio page for the model in MODEL_DIR: upload a video or record one with "
+        "the webcam, read the translation; the page shows the model's name, languages, card scores and "
+        "limits. Needs the optional extra: pip install 'scl-slt[app]'. Stop it with Ctrl+C.",
+    )
+    app.add_argument("model_dir", help="saved model folder (with its tokenizer; its README.md card if any)")
+    app.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s, this machine only; 0.0.0.0 serves the network)",
+    )
+    app.add_argument(
+        "--port",
+        type=positive_int,
+        help="port (default: the first free one from 7860, or GRADIO_SERVER_PORT)",
+    )
+
+
 def add_push(commands: Any) -> None:
     push = commands.add_parser(
         "push",
-        help="upload a model (and optionally its corpus) to the Hugging Face Hub",
+        help="upload a model (and optionally its corpus and a Space) to the Hugging Face Hub",
         description="Assemble the model folder (weights, config, code files, tokenizer, generation "
-        "config, model card) and upload it; with --dataset, also the corpus as parquet. Needs the "
-        "network and a token (hf auth login or HF_TOKEN).",
+        "config, model card) and upload it; with --dataset, also the corpus as parquet; with "
+        "--space-repo-id, also a Gradio Space (app.py, the page, pinned requirements.txt, a Space card) "
+        "that serves the model. Needs the network and a token (hf auth login or HF_TOKEN).",
     )
     push.add_argument("model_dir", help="saved model folder (a run's model/ has everything needed)")
     push.add_argument("--repo-id", required=True, help="model repository, USER/NAME")
@@ -256,6 +279,11 @@ def add_push(commands: Any) -> None:
         help="also upload this corpus, e.g. manifest:m.csv",
     )
     push.add_argument("--dataset-repo-id", help="dataset repository, USER/NAME (needed with --dataset)")
+    push.add_argument(
+        "--space-repo-id",
+        help="also upload a Gradio Space, USER/NAME, whose page translates with the model of --repo-id "
+        "(needs the optional extra: pip install 'scl-slt[app]')",
+    )
     push.add_argument(
         "--staging-dir", help="prepare the upload folders here and keep them (default: temporary)"
     )

@@ -208,6 +208,8 @@ def upload_folder(
 ) -> str:
     """Create ``repo_id`` if needed and upload ``folder`` as one commit; returns the repository URL.
 
+    ``repo_type``: ``model``, ``dataset`` or ``space`` (a Gradio Space).
+
     The only function of the project that talks to the Hub. ``token`` None uses the login of
     ``hf auth login`` or ``HF_TOKEN``.
 
@@ -224,7 +226,11 @@ def upload_folder(
     check_online(f"upload {folder} to {repo_id!r}")
     api = HfApi(token=token)
     try:
-        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        # A Space is created with its SDK; the card's ``sdk`` then keeps it.
+        space_sdk = "gradio" if repo_type == "space" else None
+        url = api.create_repo(
+            repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=space_sdk
+        )
         api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type)
     except (OSError, ValueError, HTTPError) as error:  # Hub errors are OSErrors; ids ValueErrors
         reason = " ".join(str(error).split())  # one line: Hub messages span several
