@@ -74,7 +74,11 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
         ("evaluate", ["model_dir", "--corpus-kind", "--corpus-path", "--split", "--num-beams", "--generate"]),
         ("translate", ["model_dir", "INPUT", "--batch-size", "--num-beams", "--max-new-tokens", "--output"]),
         ("analyze", ["snapshot_dir", "--output-dir", "--texts-from"]),
-        ("push", ["model_dir", "--repo-id", "--private", "--dataset", "--dataset-repo-id"]),
+        ("app", ["model_dir", "--host", "--port", "127.0.0.1"]),
+        (
+            "push",
+            ["model_dir", "--repo-id", "--private", "--dataset", "--dataset-repo-id", "--space-repo-id"],
+        ),
     ],
 )
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: str, names: list[str]) -> None:
@@ -91,7 +95,9 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    assert all(c in out for c in ("demo", "train", "prepare", "evaluate", "translate", "analyze", "push"))
+    assert all(
+        c in out for c in ("demo", "train", "prepare", "evaluate", "translate", "analyze", "app", "push")
+    )
 
 
 # --- translate --------------------------------------------------------------------------------
@@ -286,6 +292,7 @@ HEAVY_MODULES = (
     "trainers.method",
     "trainers.training",
     "trainers.application.recipe",
+    "gradio",
 )
 
 
@@ -324,9 +331,10 @@ def test_help_and_user_mistakes_answer_without_importing_the_training_stack(tmp_
         ["train", "c.yaml", "--output-dir", "run", "--set", "model.preset=huge"],
         ["evaluate", "model", "--corpus-kind", "synthetic", "--corpus-path", "TYPO"],
         ["prepare", "manifest", "TYPO.csv", "--output-dir", "out"],
+        ["app", "TYPO"],
     ]
     codes, heavy = cli_calls_in_a_fresh_process(calls, tmp_path)
-    assert codes == [0, 0, 0, 2, 2, 2, 2, 2] and heavy == []
+    assert codes == [0, 0, 0, 2, 2, 2, 2, 2, 2] and heavy == []
     assert not (tmp_path / "run").exists() and not (tmp_path / "TYPO").exists()
 
 

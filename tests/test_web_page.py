@@ -10,6 +10,7 @@ imported and calls its page's API.
 from __future__ import annotations
 
 import ast
+import ipaddress
 import json
 import math
 import os
@@ -44,6 +45,7 @@ from trainers.application.web_page import (
     format_translation,
     markdown_section,
 )
+from trainers.publishing import hub
 from trainers.publishing.hub import prepare_model_upload
 from trainers.publishing.model_card import write_model_card
 from trainers.publishing.space import (
@@ -178,6 +180,15 @@ def test_a_folder_without_a_card_still_names_the_model_and_says_why_no_scores(
     assert facts.limits_markdown().count("\n- ") == 1  # the pipeline's input rule only
 
 
+def test_a_card_that_is_not_yaml_is_one_error_line_naming_it(
+    model_dir: Path, translator, tmp_path: Path
+) -> None:
+    (tmp_path / "README.md").write_text("---\nlanguage: [en\n---\n# A model\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^model card .*README.md cannot be read: ") as error:
+        ModelFacts.from_model_folder(tmp_path, translator)
+    assert "\n" not in str(error.value)
+
+
 def test_markdown_section_stops_at_the_next_heading() -> None:
     text = "# T\n\n## Intended use and limitations\n\n- one\n- two\n\n## How to use\n\ncode\n"
     assert markdown_section(text, "Intended use and limitations") == "- one\n- two"
@@ -272,6 +283,29 @@ def test_space_requirements_cover_every_import_of_the_space_and_the_model_code(
     assert needed <= pinned, needed - pinned
 
 
+def test_push_prepares_the_space_beside_the_model_and_uploads_both(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scl-slt push --space-repo-id``: the network calls are replaced, the staged folders checked."""
+    uploads = []
+
+    def upload(folder: Path, repo_id: str, repo_type: str = "model", **kwargs: object) -> str:
+        uploads.append(
+            (Path(folder).name, repo_id, repo_type, sorted(p.name for p in Path(folder).iterdir()))
+        )
+        return f"https://huggingface.co/{repo_id}"
+
+    monkeypatch.setattr(hub, "check_online", lambda action: None)
+    monkeypatch.setattr(hub, "upload_folder", upload)
+    staging = tmp_path / "staging"
+    argv = ["push", str(model_dir), "--repo-id", "me/m", "--space-repo-id", "me/try-m", "--staging-dir"]
+    assert main([*argv, str(staging)]) == 0
+    assert [upload[:3] for upload in uploads] == [("model", "me/m", "model"), ("space", "me/try-m", "space")]
+    assert uploads[1][3] == sorted(SPACE_FILES)
+    assert '"me/m"' in (staging / "space" / APP_FILE).read_text(encoding="utf-8")
+    assert SpaceCard.load(staging / "space" / "README.md").data.title == "try-m"
+
+
 def test_a_space_needs_a_model_repository_id(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be USER/NAME"):
         prepare_space_upload("just-a-name", tmp_path / "space")
@@ -297,6 +331,22 @@ def wait_for_page(url: str, server: subprocess.Popen, log: Path) -> None:
         except OSError:
             time.sleep(1)
     pytest.fail(f"{url} did not answer within {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a socket listening on TCP ``port`` (read from /proc/net/tcp*)."""
+    found = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        rows = table.read_text().splitlines()[1:] if table.exists() else []
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                packed = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                words = b"".join(packed[i : i + 4][::-1] for i in range(0, len(packed), 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found
 
 
 def serve(command: list[str], port: int, log: Path, env: dict[str, str], cwd: Path) -> Iterator[str]:
@@ -341,6 +391,7 @@ def test_the_page_in_a_real_browser(
     from playwright.sync_api import expect, sync_playwright
 
     url, uploads = app
+    assert listening_addresses(int(url.rsplit(":", 1)[1].strip("/"))) == {"127.0.0.1"}
     expected = translator(str(videos["signing"]))[0]["translation_text"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:

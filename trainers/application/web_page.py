@@ -2,8 +2,8 @@
 
 Built with Gradio, the Hub's convention for Spaces (the optional extra ``app``). One file serves both
 ``scl-slt app MODEL_DIR`` and, copied verbatim next to the Space's ``app.py``, a Hugging Face Space
-(:mod:`trainers.publishing.space`). It therefore imports only the standard library, ``gradio`` and
-``huggingface_hub`` — nothing of this project — and receives the ``sign-language-translation``
+(:mod:`trainers.publishing.space`). It therefore imports only the standard library, ``gradio``,
+``huggingface_hub`` and ``yaml`` — nothing of this project — and receives the ``sign-language-translation``
 pipeline ready-made: the command builds it from the installed package, a Space from the model
 repository's remote code.
 
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import yaml
 from huggingface_hub import ModelCard
 
 CARD_FILE = "README.md"
@@ -81,20 +82,27 @@ class ModelFacts:
         card_path = folder / CARD_FILE
         if not card_path.is_file():
             return facts
-        card = ModelCard.load(card_path)
+        try:
+            facts.read_card(ModelCard.load(card_path))
+        except (ValueError, TypeError, yaml.YAMLError) as error:
+            reason = " ".join(str(error).split())
+            raise ValueError(f"model card {card_path} cannot be read: {reason}") from None
+        return facts
+
+    def read_card(self, card: ModelCard) -> None:
+        """Take name, languages, scores and limits from ``card``."""
         data = card.data
-        facts.has_card = True
-        facts.name = data.model_name or facts.name
+        self.has_card = True
+        self.name = data.model_name or self.name
         languages = data.language or []
-        facts.languages = [languages] if isinstance(languages, str) else list(languages)
+        self.languages = [languages] if isinstance(languages, str) else list(languages)
         scores = [
             (result.dataset_split or "", metric_label(result), float(result.metric_value))
             for result in data.eval_results or []
         ]
         headline = [row for row in scores if row[1] in SHOWN_METRICS]
-        facts.scores = headline or scores
-        facts.limits = markdown_section(card.text, LIMITS_HEADING)
-        return facts
+        self.scores = headline or scores
+        self.limits = markdown_section(card.text, LIMITS_HEADING)
 
     def summary_markdown(self) -> str:
         """Name, languages and scores: the Markdown above the video."""

@@ -35,12 +35,13 @@ CARD_FILE = "README.md"
 SPACE_FILES = (APP_FILE, PAGE_FILE, REQUIREMENTS_FILE, CARD_FILE)
 # The page module, found by path: the Space copies the file, the publishing code never runs it.
 PAGE_SOURCE = Path(__file__).resolve().parents[1] / "application" / PAGE_FILE
-# Distributions the Space imports: app.py and web_page.py (gradio, huggingface-hub, transformers),
+# Distributions the Space imports: app.py and web_page.py (gradio, huggingface-hub, pyyaml, transformers),
 # the model's remote code (torch, transformers, numpy; av for video files, pillow for frame
 # folders) and what transformers needs to load its weights and tokenizer.
 REQUIREMENTS = (
     "gradio",
     "huggingface-hub",
+    "pyyaml",
     "transformers",
     "tokenizers",
     "safetensors",
