@@ -381,6 +381,29 @@ def app(model_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.mark.slow
+def test_a_port_in_use_is_one_error_line(model_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [
+            sys.executable,
+            "-m",
+            "trainers.application.cli",
+            "app",
+            str(model_dir),
+            "--port",
+            str(port),
+        ]
+        env = {**os.environ, **QUIET_ENV}
+        result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"scl-slt app: error: cannot serve on 127.0.0.1:{port}: ") and "--port" in last
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
 def test_the_page_in_a_real_browser(
     app: tuple[str, Path], model_dir: Path, translator, videos: dict[str, Path]
 ) -> None:

@@ -341,7 +341,10 @@ def run_app(args: argparse.Namespace) -> None:
     try:
         page.launch(host=args.host, port=args.port)
     except OSError as error:  # the port is taken, or the address is not this machine's
-        raise ValueError(f"cannot serve on {args.host}:{args.port or 'a free port'}: {error}") from None
+        reason = " ".join(str(error).split())
+        raise ValueError(
+            f"cannot serve on {args.host}:{args.port or 'a free port'}: {reason} (choose another --port)"
+        ) from None
 
 
 # --- push -------------------------------------------------------------------------------------
