@@ -368,11 +368,10 @@ def free_port() -> int:
 
 def launch(args: argparse.Namespace, phase: str) -> float:
     """Launch the 2 worker processes of one phase; returns the launch's wall time in seconds."""
-    launcher = shutil.which("accelerate")
-    if launcher is None:
-        raise SystemExit("accelerate's launcher is not on PATH: install the project's dependencies")
+    # accelerate's launcher through this interpreter: the venv need not be on PATH
     command = [
-        *(launcher, "launch", "--multi_gpu", "--num_processes", str(NUM_PROCESSES), "--num_machines", "1"),
+        *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"),
+        *("--num_processes", str(NUM_PROCESSES), "--num_machines", "1"),
         *("--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())),
         *(str(Path(__file__).resolve()), "--worker", phase, "--output-dir", str(args.output_dir)),
     ]

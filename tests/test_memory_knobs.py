@@ -47,9 +47,11 @@ def knob_model(**overrides: Any) -> SclSltForSignTranslation:
     return SclSltForSignTranslation(config).train()
 
 
-def training_step(model: SclSltForSignTranslation) -> dict[str, Any]:
-    """Forward + backward of translation + contrastive loss; what it gave and kept for backward."""
+def training_step(model: SclSltForSignTranslation, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """Forward + backward of translation + contrastive loss; what it gave and kept for backward.
+    ``dtype``: the pixels' (float64 for a model made double as a reference)."""
     pixels, mask = video_batch(LENGTHS)
+    pixels = pixels.to(dtype)
     saved: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
