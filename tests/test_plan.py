@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
+from benchmarks import plan as plan_benchmark
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
-from tests.test_benchmarks import load_script
 from tests.test_cli import cli_calls_in_a_fresh_process, one_error_line
 from trainers.application import plan as plan_module
 from trainers.application.cli import main
@@ -200,7 +200,7 @@ def test_the_activation_estimate_is_within_25_percent_of_a_real_step(stage: str,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # on a loaded box, waiting for a second thread costs seconds per step
     try:
-        record = load_script("bench_plan").compare("tiny-test", stage, setting)
+        record = plan_benchmark.compare("tiny-test", stage, setting)
     finally:
         torch.set_num_threads(threads)
     assert record["measured_bytes"] > 4 * MIB, "the step must be larger than the allocator's fixed buffers"

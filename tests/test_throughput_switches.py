@@ -10,7 +10,7 @@ What is not tested here, honestly: ``torch.compile`` with its default backend (i
 a minute per compilation on the CPU box, so the results test compiles with the ``eager`` backend
 (Dynamo's graph capture and guards, no code generation); the Trainer's compile is tested for its
 wiring. cuDNN does not run on a CPU: only the flag is tested. The GPU effect of every switch is
-measured by ``benchmarks/bench_training_throughput.py --switches --device cuda``.
+measured by ``python -m benchmarks.speed_switches --device cuda``.
 """
 
 from __future__ import annotations
@@ -343,15 +343,15 @@ def test_good_switch_values_are_accepted(tmp_path: Path, overrides: dict[str, An
 
 # --- the benchmark's --switches mode ---------------------------------------------------------------
 def test_the_switches_benchmark_writes_one_document(tmp_path: Path) -> None:
-    from tests.test_benchmarks import load_script
+    from benchmarks import speed_switches
 
     output = tmp_path / "switches.json"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        load_script("bench_training_throughput").main(
+        speed_switches.main(
             [
-                *("--switches", "--switch-model", "small", "--switch-image-size", "16"),
+                *("--switch-model", "small", "--switch-image-size", "16"),
                 *("--switch-frame-counts", "8,4", "--switch-variants", "plain,ours,channels_last on"),
                 *("--large-batch-model", "small", "--large-batch-size", "3"),
                 *("--large-batch-frame-counts", "4"),
