@@ -18,6 +18,8 @@ Rules of the page:
 * A video the pipeline refuses (unreadable, empty, too few frames, no video stream) shows the
   pipeline's one-line message in the error field, never a traceback; the server's temporary
   path in it is replaced by the uploaded file's name.
+* One translation runs at a time (Gradio's queue): a second visitor waits, memory stays that of
+  one video.
 * The facts shown come from the model folder's card (``README.md``: its metadata's name,
   languages and model-index scores, and its "Intended use and limitations" section) and from the
   pipeline (the shortest clip it accepts and how many frames it keeps).
@@ -41,6 +43,9 @@ DEFAULT_HOST = "127.0.0.1"  # this machine only; a page for others must be asked
 # …)"), as scl-slt's cards write them; a card with none of them shows all its metrics.
 SHOWN_METRICS = ("BLEU-4", "ROUGE-L")
 NO_VIDEO = "Upload a video or record one with the webcam first."
+# Uploaded and recorded videos are deleted an hour after they arrive (checked every hour): a page
+# that runs for weeks does not fill the disk.
+UPLOAD_LIFETIME_S = (3600, 3600)
 
 
 @dataclass
@@ -210,7 +215,9 @@ class TranslationPage:
     def build(self) -> gr.Blocks:
         """The page: model facts, the video input (upload or webcam), a button, the translation."""
         with gr.Blocks(
-            title=f"{self.facts.name} · sign language translation", analytics_enabled=False
+            title=f"{self.facts.name} · sign language translation",
+            analytics_enabled=False,  # no usage reports leave the machine
+            delete_cache=UPLOAD_LIFETIME_S,
         ) as page:
             gr.Markdown(self.facts.summary_markdown(), elem_id="model-facts")
             with gr.Row():
