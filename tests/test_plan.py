@@ -24,8 +24,9 @@ from trainers.application.memory_estimate import (
     estimate_step_memory,
     set_knobs,
 )
-from trainers.application.plan import GIB, PlanDevice, check_run_fits, make_plan, plan_vocabulary
-from trainers.application.plan_report import format_plan, time_estimate
+from trainers.application.plan import check_run_fits, format_plan, make_plan
+from trainers.application.plan_inputs import GIB, PlanDevice, plan_vocabulary
+from trainers.application.plan_times import time_estimate
 from trainers.application.recipe_config import ConfigError, RecipeConfig
 from trainers.application.tokenization import train_tokenizer
 from trainers.training.stages import get_stage
