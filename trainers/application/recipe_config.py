@@ -264,8 +264,8 @@ class RecipeConfig:
     # AdamW implementation (the Trainer's optim): adamw_torch_fused runs one fused kernel per step,
     # adamw_torch is torch's default (foreach kernels on CUDA, a loop over the parameters on a CPU).
     # Same updates up to float rounding. auto: adamw_torch_fused, on CUDA and on the CPU alike (torch
-    # has fused kernels for both; on the CPU box adamw_torch made a ResNet-18 training step ~6 %
-    # slower); resolved by stage_arguments.resolved_optimizer
+    # has fused kernels for both; benchmarks/RESULTS.md compares them); resolved by
+    # stage_arguments.resolved_optimizer
     optimizer: Literal["auto", "adamw_torch", "adamw_torch_fused"] = "auto"
     # torch.backends.cudnn.benchmark: cuDNN times its kernels once for every new convolution shape,
     # then reuses the fastest. The backbone sees one shape per total of real frames in a batch (per
