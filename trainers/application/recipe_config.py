@@ -146,8 +146,8 @@ class ModelSection:
     tgt_lang: str = "de_DE"
     # channels_last (NHWC) memory format of the ResNet's weights and frames
     # (SclSltConfig.backbone_channels_last; same results up to float summation order); auto: on where
-    # CUDA is available (cuDNN's kernels are made for it), off on a CPU, where it keeps a run's
-    # numbers those of earlier releases (true: a ResNet-18 step ~8 % faster on the CPU box);
+    # CUDA is available (cuDNN's kernels are made for it), off on a CPU; true on a CPU is refused
+    # where a probe finds that CPU's NHWC convolution backward unsound;
     # resolved by stage_arguments.resolved_channels_last
     backbone_channels_last: bool | Literal["auto"] = "auto"
     overrides: dict = field(default_factory=dict)  # further SclSltConfig fields

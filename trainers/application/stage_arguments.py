@@ -50,10 +50,9 @@ def resolved_cudnn_benchmark(cudnn_benchmark: bool | str) -> bool:
 def resolved_channels_last(channels_last: bool | str) -> bool:
     """``model.backbone_channels_last`` with ``auto`` made concrete: on where CUDA is available.
 
-    cuDNN's convolutions are made for NHWC (tensor-core kernels above all). On the CPU the path
-    stays NCHW, so that a CPU run computes exactly what it computed before this setting existed
-    (NHWC runs other kernels, which round differently); ``true`` made a ResNet-18 training step about
-    8 % faster on the CPU box (``benchmarks/RESULTS.md``).
+    cuDNN's convolutions are made for NHWC (tensor-core kernels above all). On a CPU the NHWC
+    kernels depend on the processor and are wrong on some: ``auto`` keeps NCHW there, and ``true``
+    is checked by the Trainer's probe (``trainers.training.speed_switches``).
     """
     if channels_last == "auto":
         return torch.cuda.is_available()
@@ -63,7 +62,7 @@ def resolved_channels_last(channels_last: bool | str) -> bool:
 def resolved_precision(precision: str) -> str:
     """``precision`` with ``auto`` made concrete: bf16 on a GPU that supports it, else fp32.
 
-    Never bf16 on a CPU: there, bf16 autocast made a training step about 14 times slower (measured).
+    Never bf16 on a CPU, where autocast is far slower than fp32 (``benchmarks/RESULTS.md``).
     """
     if precision != "auto":
         return precision
