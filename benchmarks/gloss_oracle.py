@@ -36,7 +36,7 @@ from transformers import (
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from modeling_scl_slt.decoding_scl_slt import decode_generated  # noqa: E402
+from modeling_scl_slt import decode_generated  # noqa: E402
 from modeling_scl_slt.modeling_scl_slt import shift_tokens_right  # noqa: E402
 from trainers.application.tokenization import config_for_tokenizer  # noqa: E402
 from trainers.metrics import compute_translation_metrics  # noqa: E402
