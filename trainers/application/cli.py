@@ -412,7 +412,7 @@ def user_error_types() -> tuple[type[Exception], ...]:
         ValueError,
         MissingExtraError,
     ]
-    for module, name in (("datasets_scripts.errors", "CorpusError"), ("trainers.publishing.hub", "HubError")):
+    for module, name in (("datasets_scripts.corpus", "CorpusError"), ("trainers.publishing.hub", "HubError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
     return tuple(found)
