@@ -181,6 +181,16 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin, SclSltTex
     def get_encoder(self, modality: str | None = None) -> SclSltVideoEncoder:
         return self.video_encoder
 
+    def _prepare_model_inputs(
+        self, inputs: torch.Tensor | None, bos_token_id: Any, model_kwargs: dict[str, Any]
+    ) -> tuple[torch.Tensor, str | None, dict[str, Any]]:
+        """``generate()``'s encoder input: ``frame_features`` stand in for ``pixel_values`` (as
+        ``inputs_embeds`` for ``input_ids``); without this, generate would add start ids as pixels."""
+        if inputs is None and model_kwargs.get("pixel_values") is None and "frame_features" in model_kwargs:
+            model_kwargs.pop("pixel_values", None)
+            return model_kwargs.pop("frame_features"), "frame_features", model_kwargs
+        return super()._prepare_model_inputs(inputs, bos_token_id, model_kwargs)
+
     def get_decoder(self) -> MBartDecoder:
         return self.decoder
 
@@ -253,14 +263,17 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin, SclSltTex
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        frame_features: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> SclSltOutput:
         """Translate (and, given ``text_input_ids``, compare with the target text).
 
         ``attention_mask`` is the frame-level mask (B, T). ``generate()`` calls this with
         ``encoder_outputs`` and the same frame mask but no pixels; the visual-token mask is then
-        derived from the frame mask. ``input_ids`` / ``inputs_embeds`` exist only because generic
-        wrappers (peft) always pass them; the model reads video, so they must be None.
+        derived from the frame mask. ``frame_features`` (B, T, C) replace ``pixel_values``
+        (:meth:`get_frame_features`: the backbone is skipped). ``input_ids`` / ``inputs_embeds``
+        exist only because generic wrappers (peft) always pass them; the model reads video, so
+        they must be None.
 
         The decoder cache is not a named argument: ``generate()`` passes it under the name its
         transformers version uses (``past_key_values`` before 5.24, ``cache`` since), and it
@@ -269,9 +282,7 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin, SclSltTex
         if input_ids is not None or inputs_embeds is not None:
             raise ValueError("this model reads pixel_values (B, T, 3, H, W), not input_ids or inputs_embeds")
         if encoder_outputs is None:
-            if pixel_values is None:
-                raise ValueError("pass pixel_values (B, T, 3, H, W) or encoder_outputs")
-            encoder_outputs = self.video_encoder(pixel_values, attention_mask)
+            encoder_outputs = self.video_encoder(pixel_values, attention_mask, frame_features=frame_features)
         encoder_states = encoder_outputs[0]  # (B, Lv, d)
         encoder_mask = self._encoder_mask(encoder_outputs, attention_mask, encoder_states)
 
@@ -319,6 +330,14 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin, SclSltTex
             **decoder_fields,
             **contrastive,
         )
+
+    def get_frame_features(
+        self, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The backbone's per-frame features (B, T, C), zero at padded frames, of ``pixel_values``
+        (B, T, 3, H, W); what ``frame_features=`` of ``forward``, ``generate`` and
+        ``get_video_features`` takes in their place. Eval mode gives the evaluation transform."""
+        return self.video_encoder.frame_inputs(pixel_values, attention_mask)[0]
 
     def _encoder_mask(
         self, encoder_outputs: Any, frame_mask: torch.Tensor | None, encoder_states: torch.Tensor

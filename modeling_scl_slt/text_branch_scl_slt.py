@@ -36,10 +36,14 @@ class SclSltTextBranchMixin:
 
     # --- features and similarity ------------------------------------------------------------
     def get_video_features(
-        self, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        frame_features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised projected visual tokens (B, Lv, P) and their mask (B, Lv)."""
-        encoded = self.video_encoder(pixel_values, attention_mask)
+        """Normalised projected visual tokens (B, Lv, P) and their mask (B, Lv), of ``pixel_values``
+        (B, T, 3, H, W) or ``frame_features`` (B, T, C) (exactly one) with the frame mask (B, T)."""
+        encoded = self.video_encoder(pixel_values, attention_mask, frame_features=frame_features)
         return self.project_video_tokens(encoded.last_hidden_state), encoded.attention_mask
 
     def project_video_tokens(self, hidden: torch.Tensor) -> torch.Tensor:

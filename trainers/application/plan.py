@@ -125,7 +125,8 @@ def stage_variants(config: RecipeConfig, stage: str, device: PlanDevice) -> list
     :data:`KNOB_KINDS` (bf16 on a GPU only)."""
     knobs = configured_knobs(config, stage, device)
     variants = [Variant(f"as configured ({knobs.autocast or 'fp32'})", knobs, kind="configured")]
-    if not (knobs.backbone_chunk_size and knobs.backbone_checkpointing):
+    on_features = config.video.features is not None  # the backbone does not run: no backbone knob
+    if not on_features and not (knobs.backbone_chunk_size and knobs.backbone_checkpointing):
         chunk = knobs.backbone_chunk_size or SUGGESTED_CHUNK
         knobs = dataclasses.replace(
             knobs, backbone_chunk_size=chunk, backbone_checkpointing=True, freeze_batch_norm=True
@@ -172,7 +173,7 @@ def estimate_row(
         memory = estimate_step_memory(
             model,
             get_stage(stage),
-            plan_shape(config, stage, batch_size),
+            plan_shape(config, stage, batch_size, model.config.frame_feature_size),
             knobs.autocast_dtype,
             autocast_policy="cpu" if device.kind == "cpu" else "cuda",
             label_smoothing=smoothing,
@@ -186,7 +187,10 @@ def stage_models(config: RecipeConfig, model_config: SclSltConfig) -> Iterator[t
     """Each stage with the meta model it trains; reference and scl share one, translate drops its
     text branch afterwards (as the recipe does)."""
     with quiet_libraries():
-        model = build_stage_model(model_config, get_stage("scl"), config.lora)
+        frozen_backbone = config.video.features is not None
+        model = build_stage_model(
+            model_config, get_stage("scl"), config.lora, frozen_backbone=frozen_backbone
+        )
     for stage in STAGES:
         if not get_stage(stage).contrastive_loss:
             base: Any = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -213,9 +217,15 @@ def make_plan(
         section: StageSection = getattr(config, stage)
         stages.append(StagePlan(stage, section.batch_size, section.epochs, rows))
     video = config.video
+    frames = f"at {video.image_size}² pixels"
+    if video.features is not None:
+        frames = (
+            f"of {model_config.frame_feature_size} stored float16 features (video.features: the backbone is "
+            "frozen and does not run)"
+        )
     shape_note = (
-        f"batch: each stage's batch size × {video.max_frames} frames (video.max_frames) at "
-        f"{video.image_size}² pixels, texts of {config.translate.max_new_tokens} tokens "
+        f"batch: each stage's batch size × {video.max_frames} frames (video.max_frames) "
+        f"{frames}, texts of {config.translate.max_new_tokens} tokens "
         "(translate.max_new_tokens); every clip at the cap, no padding"
     )
     notes = [vocab_note] + ([device.note] if device.note else [])

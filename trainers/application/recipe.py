@@ -57,9 +57,17 @@ from .evaluation import (
     set_trainer_generation_defaults,
     write_predictions,
 )
+from .feature_extraction import check_features_backbone
 from .recipe_config import ConfigError, RecipeConfig
 from .run_paths import RunPaths
-from .run_setup import Report, check_before_work, check_or_record_config, load_corpus
+from .run_setup import (
+    Report,
+    check_before_work,
+    check_or_record_config,
+    features_info,
+    load_training_corpus,
+    metric_language,
+)
 from .run_setup import generate_synthetic_corpus as generate_synthetic_corpus  # (benchmarks use it)
 from .stage_arguments import device_arguments, resolved_channels_last, stage_arguments
 from .tokenization import config_for_tokenizer, train_tokenizer
@@ -93,7 +101,7 @@ def run_recipe(
     with state.main_process_first():
         check_or_record_config(config, paths, overwrite=overwrite and state.is_main_process, report=report)
     set_seed(config.seed)
-    corpus = load_corpus(config, paths, state, report)
+    corpus = load_training_corpus(config, paths, state, report)
     if state.is_main_process and not (paths.initial / "config.json").exists():
         prepare_initial_model(config, corpus, paths, report)
     state.wait_for_everyone()
@@ -136,6 +144,10 @@ def prepare_initial_model(config: RecipeConfig, corpus: DatasetDict, paths: RunP
     """Save the run's tokenizer and initial model (both stages start from the latter)."""
     tokenizer = prepare_tokenizer(config, corpus, report)
     model = build_initial_model(config, tokenizer)
+    if config.video.features is not None:
+        accepted = check_features_backbone(features_info(config), model, "video.features")
+        if accepted:
+            report(accepted)
     if config.model.trim_vocabulary:
         before = len(tokenizer)
         trimmed = trim_vocabulary(model, tokenizer, corpus["train"]["text"])
@@ -252,9 +264,13 @@ def run_stage(
         model.drop_text_branch()
     if spec.evaluates_by_generation:
         set_trainer_generation_defaults(model, config.translate.num_beams, config.translate.max_new_tokens)
+    on_features = config.video.features is not None
+    if on_features:  # the stored features stand for the backbone's output: it stays as it made them
+        model.video_encoder.backbone.requires_grad_(False)
     if config.lora.enabled:
         lora = config.lora
-        model = apply_lora(model, paper_lora_config(lora.r, lora.alpha, lora.dropout, lora.train_backbone))
+        train_backbone = lora.train_backbone and not on_features
+        model = apply_lora(model, paper_lora_config(lora.r, lora.alpha, lora.dropout, train_backbone))
     num_processes = PartialState().num_processes
     args = stage_arguments(stage, config, paths, len(corpus["train"]), num_processes)
     progress = StageProgressCallback(
@@ -414,7 +430,7 @@ def evaluate_final_model(
             corpus[split],
             collator,
             tokenizer,
-            config.corpus.language,
+            metric_language(config),
             batch_size=config.translate.eval_batch_size,
             num_workers=devices["dataloader_num_workers"],
             bf16=devices["bf16"],

@@ -38,7 +38,9 @@ def collect_features(
             key: value.to(device) if isinstance(value, torch.Tensor) else value
             for key, value in batch.items()
         }
-        video, video_mask = model.get_video_features(batch["pixel_values"], batch.get("attention_mask"))
+        video, video_mask = model.get_video_features(
+            batch.get("pixel_values"), batch.get("attention_mask"), frame_features=batch.get("frame_features")
+        )
         text, text_mask = model.get_text_features(batch["text_input_ids"], batch.get("text_attention_mask"))
         for name, tensor in (
             ("video", video),
