@@ -18,6 +18,11 @@ resumes from its last checkpoint. Run directory layout (documented in the README
       metrics.json                dev and test BLEU-1..4 and ROUGE-L (+ dev retrieval after scl)
       model/                      the final model with its tokenizer and model card (README.md)
 
+With ``video.features`` every stage trains on a frame-features corpus (``scl-slt extract-features``)
+instead of pixels: the backbone is frozen and never runs, the initial model's backbone must be the
+one that made the features (or the features are a synthetic twin's), and the saved models keep
+the backbone, so they translate raw video.
+
 Under ``accelerate launch`` every process runs this function; files are written by the main
 process and the others wait for them.
 """
