@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from datasets import Dataset, DatasetDict
 from transformers import ResNetConfig, ResNetModel
 
@@ -273,3 +274,56 @@ def test_the_plan_of_a_features_run_has_no_backbone_activations_or_gradients() -
         assert feature_memory.activations < pixel_memory.activations
         assert feature_memory.weights == pixel_memory.weights
     assert features.time[0].startswith("no estimate: frames/s were measured with the backbone running")
+
+
+# --- user errors ----------------------------------------------------------------------------------
+def test_user_errors_end_in_one_line(tmp_path: Path, capsys) -> None:
+    from trainers.application.cli import main
+
+    config = demo_config(quick=True)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    assert main(["extract-features", str(path), "--output-dir", str(tmp_path / "f")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"scl-slt extract-features: error: {path}: model.backbone is not set: extract-features needs a "
+        "pretrained backbone there (e.g. microsoft/resnet-18) or a model folder (--model)"
+    )
+    assert (
+        main(["extract-features", str(path), "--output-dir", str(tmp_path / "f"), "--model", str(tmp_path)])
+        == 2
+    )
+    assert "is not a saved model folder (no config.json)" in capsys.readouterr().err
+    missing = tmp_path / "nowhere"
+    assert (
+        main(
+            ["train", str(path), "--output-dir", str(tmp_path / "run"), "--set", f"video.features={missing}"]
+        )
+        == 2
+    )
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(
+        f"scl-slt train: error: {path}: video.features: {missing / 'features.json'} is missing"
+    )
+    assert len(error.splitlines()) == 1
+    extracted = tmp_path / "extracted"
+    write_frame_features_corpus(
+        extracted, {"train": rows(2, 8, "t")}, 8, TWIN, {"size": 224, "resize": 256, "normalize": True}, "de"
+    )
+    assert (
+        main(
+            [
+                "train",
+                str(path),
+                "--output-dir",
+                str(tmp_path / "run"),
+                "--set",
+                f"video.features={extracted}",
+            ]
+        )
+        == 2
+    )
+    assert (
+        "video.features: the features were extracted at size 224, resize 256; video.image_size 32 and "
+        "video.resize 32 must match" in capsys.readouterr().err
+    )
