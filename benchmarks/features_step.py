@@ -41,7 +41,7 @@ from trainers.training.lora import apply_lora, paper_lora_config
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -56,7 +56,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, help="JSONL file to append to (default: results/features_step_DEVICE.jsonl)"
     )
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def cpu_model() -> str:
@@ -127,12 +127,20 @@ def training_step(model: Any, optimizer: torch.optim.Optimizer, inputs: dict[str
     optimizer.zero_grad(set_to_none=True)
 
 
+def trainable_counts(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, int]:
+    """Parameters each variant's optimizer updates."""
+    return {
+        name: sum(p.numel() for group in optimizer.param_groups for p in group["params"])
+        for name, optimizer in optimizers.items()
+    }
+
+
 def backbone_parameters(model: Any) -> list[torch.nn.Parameter]:
     return [p for name, p in model.named_parameters() if ".backbone." in f".{name}" and p.requires_grad]
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
     config = SclSltConfig.from_preset(args.preset)
@@ -175,10 +183,8 @@ def main() -> None:
         "image_size": args.image_size,
         "target_length": args.target_length,
         "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-        "trainable_m": {
-            name: round(sum(p.numel() for g in opt.param_groups for p in g["params"]) / 1e6, 2)
-            for name, opt in optimizers.items()
-        },
+        "trainable_m": {name: round(count / 1e6, 2) for name, count in trainable_counts(optimizers).items()},
+        "trainable": trainable_counts(optimizers),
     }
     records = [{"context": context}]
     print(json.dumps(records[0]), flush=True)
@@ -225,6 +231,7 @@ def main() -> None:
     with output.open("a", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record) + "\n")
+    return records
 
 
 if __name__ == "__main__":
