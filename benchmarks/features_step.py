@@ -1,6 +1,6 @@
 """One training step on stored frame features against one on pixels, side by side, with memory.
 
-    python benchmarks/features_step.py --preset paper --batch-size 1 --frames 116
+    python -m benchmarks.features_step --preset paper --batch-size 1 --frames 116
 
 The same model (by default the paper's shape: ResNet-18 at 224², mBART-large-50 with the paper's
 LoRA) takes two kinds of step, alternating call by call in one process:
@@ -14,31 +14,22 @@ text branch, backward and an AdamW update of what trains in that variant (two op
 model). Time: the median over the repeats, after one warm-up round. Memory: the rise of the
 process's peak RSS during one step over its RSS just before it (``VmHWM`` reset through
 ``/proc/self/clear_refs``, Linux), on the CPU; ``max_memory_allocated`` above the start on CUDA.
-Prints one JSON object per measurement and appends them to ``--output``.
+Prints one JSON object per measurement and appends them to ``--output`` (``benchmarks.harness``).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import datetime
-import gc
-import json
-import os
-import platform
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.harness import RESULTS_DIR, emit, machine_info, start_memory_window, time_call, window_peak
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
 from trainers.training.lora import apply_lora, paper_lora_config
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,40 +48,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--output", type=Path, help="JSONL file to append to (default: results/features_step_DEVICE.jsonl)"
     )
     return parser.parse_args(argv)
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-# --- memory -----------------------------------------------------------------------------------
-def status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def start_window(device: torch.device) -> int:
-    """Reset the peak; the memory in use now (bytes)."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return torch.cuda.memory_allocated(device)
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)  # RSS then tracks live memory
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    return status_bytes("VmRSS")
-
-
-def window_peak(device: torch.device, start: int) -> int:
-    """The peak since :func:`start_window` above its start (bytes)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) - start
-    return status_bytes("VmHWM") - start
 
 
 # --- the step ---------------------------------------------------------------------------------
@@ -167,15 +124,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             parameter.requires_grad_(variant == "pixels")
         training_step(model, optimizers[variant], inputs[variant])
 
-    context = {
-        "benchmark": "features_step",
-        "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": platform.platform(),
-        "cpu": cpu_model(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+    output = args.output or RESULTS_DIR / f"features_step_{device.type}.jsonl"
+    machine = machine_info(device)
+    setup = {
+        "measure": "setup",
         "preset": args.preset,
         "lora": not args.no_lora,
         "batch_size": args.batch_size,
@@ -183,54 +135,35 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "image_size": args.image_size,
         "target_length": args.target_length,
         "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-        "trainable_m": {name: round(count / 1e6, 2) for name, count in trainable_counts(optimizers).items()},
         "trainable": trainable_counts(optimizers),
     }
-    records = [{"context": context}]
-    print(json.dumps(records[0]), flush=True)
+    records = [setup]
     times: dict[str, list[float]] = {"pixels": [], "features": []}
     peaks: dict[str, list[int]] = {"pixels": [], "features": []}
     for round_index in range(args.repeats + 1):  # round 0 warms up (optimizer state, allocator)
         for variant in ("pixels", "features"):
-            start = start_window(device)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            began = time.perf_counter()
-            step(variant)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - began
-            peak = window_peak(device, start)
+            start = start_memory_window(device)
+            seconds = time_call(lambda variant=variant: step(variant), device)
+            peak = window_peak(device) - start
             if round_index:
                 times[variant].append(seconds)
                 peaks[variant].append(peak)
     for variant in ("pixels", "features"):
-        record = {
-            "measure": "train_step",
-            "variant": variant,
-            "seconds_median": round(statistics.median(times[variant]), 4),
-            "seconds": [round(t, 4) for t in times[variant]],
-            "frames_per_s": round(args.batch_size * args.frames / statistics.median(times[variant]), 1),
-            "step_peak_gib": round(max(peaks[variant]) / 2**30, 3),
-            "peak_kind": "cuda max_memory_allocated above start"
-            if device.type == "cuda"
-            else "VmHWM above VmRSS at start",
-        }
-        records.append(record)
-        print(json.dumps(record), flush=True)
-    ratio = {
-        "measure": "ratio",
-        "features_over_pixels_time": round(
-            statistics.median(times["features"]) / statistics.median(times["pixels"]), 4
-        ),
-        "load_average_end": [round(x, 2) for x in os.getloadavg()],
-    }
-    records.append(ratio)
-    print(json.dumps(ratio), flush=True)
-    output = args.output or RESULTS / f"features_step_{device.type}.jsonl"
-    with output.open("a", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
+        median = statistics.median(times[variant])
+        records.append(
+            {
+                "measure": "train_step",
+                "variant": variant,
+                "seconds_median": round(median, 4),
+                "seconds": [round(t, 4) for t in times[variant]],
+                "frames_per_s": round(args.batch_size * args.frames / median, 1),
+                "step_peak_gib": round(max(peaks[variant]) / 2**30, 3),
+            }
+        )
+    ratio = statistics.median(times["features"]) / statistics.median(times["pixels"])
+    records.append({"measure": "ratio", "features_over_pixels_time": round(ratio, 4)})
+    for record in records:
+        emit(record, output, machine)
     return records
 
 

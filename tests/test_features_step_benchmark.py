@@ -1,18 +1,14 @@
-"""benchmarks/features_step.py runs both variants side by side and records time and memory."""
+"""benchmarks.features_step runs both variants side by side and records time and memory."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import features_step
+from benchmarks.harness import read_records
 
 
 def test_features_step_records_both_variants(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("features_step", ROOT / "benchmarks" / "features_step.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     output = tmp_path / "out.jsonl"
     argv = [
         "--preset",
@@ -26,11 +22,17 @@ def test_features_step_records_both_variants(tmp_path: Path) -> None:
         "--output",
         str(output),
     ]
-    records = module.main(argv)
-    assert [json.loads(line) for line in output.read_text().splitlines()] == records
-    context, pixels, features, ratio = records
-    trainable = context["context"]["trainable"]
-    assert 0 < trainable["features"] < trainable["pixels"]  # the ResNet trains on pixels only
+    records = features_step.main(argv)
+    written = read_records(output)
+    assert [
+        {key: record[key] for key in returned} for record, returned in zip(written, records, strict=True)
+    ] == records
+    setup, pixels, features, ratio = records
+    assert (
+        0 < setup["trainable"]["features"] < setup["trainable"]["pixels"]
+    )  # the ResNet trains on pixels only
     assert (pixels["variant"], features["variant"]) == ("pixels", "features")
     assert pixels["seconds_median"] > 0 and features["seconds_median"] > 0
+    assert pixels["step_peak_gib"] >= 0 and features["step_peak_gib"] >= 0
     assert ratio["features_over_pixels_time"] > 0
+    assert "machine" in written[0] and "load_average" in written[0]
