@@ -16,20 +16,21 @@ from datasets_scripts import SignTranslationCollator, VideoTransform, uniform_fr
 from datasets_scripts.frame_features import (
     FeatureRow,
     FrameFeaturesError,
+    FrameFeaturesInfo,
     FrameFeaturesWriter,
     load_frame_features,
     read_frame_features_info,
     write_frame_features_corpus,
 )
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
-from trainers.application import feature_extraction
 from trainers.application.demo import demo_config
 from trainers.application.feature_extraction import (
     backbone_identity,
     check_features_backbone,
     extract_frame_features,
 )
-from trainers.application.plan import PlanDevice, make_plan
+from trainers.application.plan import make_plan
+from trainers.application.plan_inputs import PlanDevice
 from trainers.application.recipe_config import ConfigError
 from trainers.application.tokenization import train_tokenizer
 
@@ -206,7 +207,7 @@ def test_training_checks_of_a_features_corpus(tmp_path: Path) -> None:
     info = read_frame_features_info(tmp_path / "twin")
     line = check_features_backbone(info, model, "cfg.yaml: video.features")
     assert "synthetic frame features" in line and "does not produce them" in line
-    extracted = feature_extraction.FrameFeaturesInfo(
+    extracted = FrameFeaturesInfo(
         8,
         {"kind": "model", "identity": backbone_identity(model.video_encoder.backbone), "source": "x"},
         None,
@@ -214,14 +215,12 @@ def test_training_checks_of_a_features_corpus(tmp_path: Path) -> None:
         {},
     )
     assert check_features_backbone(extracted, model, "cfg.yaml: video.features") is None
-    other = feature_extraction.FrameFeaturesInfo(
-        8, {**extracted.backbone, "identity": "f" * 64}, None, "de", {}
-    )
+    other = FrameFeaturesInfo(8, {**extracted.backbone, "identity": "f" * 64}, None, "de", {})
     with pytest.raises(
         ConfigError, match=r"^cfg.yaml: video.features: the features were made by backbone ffff"
     ):
         check_features_backbone(other, model, "cfg.yaml: video.features")
-    wide = feature_extraction.FrameFeaturesInfo(16, TWIN, None, "de", {})
+    wide = FrameFeaturesInfo(16, TWIN, None, "de", {})
     with pytest.raises(ConfigError, match="features of size 16; the model's backbone gives 8"):
         check_features_backbone(wide, model, "cfg.yaml: video.features")
 

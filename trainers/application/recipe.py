@@ -73,7 +73,6 @@ from .run_setup import (
     load_training_corpus,
     metric_language,
 )
-from .run_setup import generate_synthetic_corpus as generate_synthetic_corpus  # (benchmarks use it)
 from .stage_arguments import device_arguments, resolved_channels_last, stage_arguments
 from .tokenization import config_for_tokenizer, train_tokenizer
 from .vocabulary import trim_vocabulary
