@@ -16,9 +16,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from modeling_scl_slt.video_processing import pad_clips, uniform_frame_indices
-
-from .transforms import VideoTransform
+from modeling_scl_slt.video_processing import VideoTransform, pad_clips, uniform_frame_indices
 
 __all__ = ["LABEL_PAD_ID", "MIN_FRAMES", "SignTranslationCollator", "pad_frame_features"]
 

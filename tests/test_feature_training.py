@@ -112,7 +112,8 @@ def test_extraction_writes_the_documented_corpus(extracted: tuple[Path, RecipeCo
     row = corpus["train"][0]
     assert row["features"].dtype.name == "float16" and row["features"].shape == (row["num_frames"], 8)
     # The same numbers as the model's own frame features of that video, in eval mode (fp16 storage).
-    from datasets_scripts import VideoTransform, load_sign_corpus
+    from datasets_scripts import load_sign_corpus
+    from modeling_scl_slt.video_processing import VideoTransform
 
     video = load_sign_corpus(features / "corpus" / "manifest.csv")["train"][0]
     assert video["name"] == row["name"] and video["text"] == row["text"]

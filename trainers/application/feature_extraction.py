@@ -22,10 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from transformers import ResNetModel
 
-from datasets_scripts import VideoTransform
 from datasets_scripts.frame_features import FeatureRow, FrameFeaturesInfo, FrameFeaturesWriter
 from modeling_scl_slt import SclSltForSignTranslation
-from modeling_scl_slt.video_processing import pad_clips
+from modeling_scl_slt.video_processing import VideoTransform, pad_clips
 
 from ..training.progress import task_bar
 from .recipe_config import ConfigError, RecipeConfig
