@@ -39,6 +39,7 @@ from modeling_scl_slt.similarity import AGGREGATIONS, pool_text_tokens, pool_vid
 
 # Re-exported (see __all__): the similarity series and CiCo kernels once lived in this module;
 # none of their modules imports this one at import time.
+from .atomic_files import atomic_file
 from .cico_kernels import (
     DIRECTIONS,
     FUSED_MIN_TEMPERATURE,
@@ -211,7 +212,7 @@ def pad_and_concatenate(
 def save_snapshot(snapshot: Snapshot, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
     """Write ``snapshot`` to one safetensors file (embeddings in ``dtype``, masks bool).
 
-    Returns the path written. Parent folders are created.
+    Returns the path written, atomically (:mod:`.atomic_files`). Parent folders are created.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +222,9 @@ def save_snapshot(snapshot: Snapshot, path: str | Path, dtype: torch.dtype = tor
         tensor = getattr(snapshot, name)
         tensors[name] = tensor.bool() if name.endswith("mask") else tensor.to(dtype)
         tensors[name] = tensors[name].contiguous().cpu()
-    save_file(tensors, str(path), metadata={SNAPSHOT_METADATA_KEY: json.dumps(snapshot.metadata_record())})
+    metadata = {SNAPSHOT_METADATA_KEY: json.dumps(snapshot.metadata_record())}
+    with atomic_file(path, "snapshot") as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
     return path
 
 
