@@ -1,13 +1,14 @@
 """Files and folders written so that no reader ever sees them half-made, whenever the writer dies.
 
 Rule: an artefact is written under a temporary name in the folder it belongs to (``.NAME.tmp-PID``),
-flushed to disk, then renamed onto its final name with ``os.replace``, which POSIX makes atomic
-within one file system. A reader finds the old artefact, or none, or the new one whole; never a
-part. A folder is written whole under its temporary name and renamed the same way; a folder that
-already holds an older version is first renamed aside (``.NAME.old-PID``) and deleted after the
-new one is in place, so a kill between the two renames leaves no folder at the final name (the
-writer's next call writes it again). Leftover temporary files and folders of a killed writer are
-deleted by the next write of the same artefact.
+flushed to the disk (a power loss then cannot leave a renamed but empty file), then renamed onto
+its final name with ``os.replace``, which POSIX makes atomic within one file system. A reader
+finds the old artefact, or none, or the new one whole; never a part. A folder is written whole
+under its temporary name and renamed the same way; a folder that already holds an older version
+is first renamed aside (``.NAME.old-PID``) and deleted after the new one is in place, so a kill
+between the two renames leaves no folder at the final name (the writer's next call writes it
+again). Leftover temporary files and folders of a killed writer are deleted by the next write of
+the same artefact.
 
 Fault injection (tests): the environment variable ``SCL_SLT_KILL_AT=KIND[#N]`` makes the process
 send itself SIGKILL in the middle of writing the N-th artefact of that kind (default the first),
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 KILL_SWITCH = "SCL_SLT_KILL_AT"
+MAX_FILES_SYNCED_ONE_BY_ONE = 10_000
 _kill_counts: Counter[str] = Counter()
 
 
@@ -98,7 +100,7 @@ def atomic_folder(path: str | Path, kind: str) -> Iterator[Path]:
     temporary.mkdir()
     try:
         yield temporary
-        os.sync()  # one call for the whole folder: a corpus holds ~10^6 frame files
+        sync_tree(temporary)
         kill_point(kind)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -122,6 +124,20 @@ def sync_file(path: Path) -> None:
     """Flush ``path``'s content to the disk (a rename must not land before the data)."""
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
+
+
+def sync_tree(folder: Path) -> None:
+    """Flush every file under ``folder``: one by one, or by one ``os.sync`` for more than
+    :data:`MAX_FILES_SYNCED_ONE_BY_ONE` files (a corpus of frame images holds about a million)."""
+    files = []
+    for file in folder.rglob("*"):
+        if file.is_file():
+            files.append(file)
+            if len(files) > MAX_FILES_SYNCED_ONE_BY_ONE:
+                os.sync()
+                return
+    for file in files:
+        sync_file(file)
 
 
 def sync_folder(folder: Path) -> None:
