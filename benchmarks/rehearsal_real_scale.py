@@ -53,6 +53,7 @@ import argparse
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 import resource
@@ -660,19 +661,24 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     # the reference run saves once per epoch; then scl's checkpoint-j, and checkpoint-k is the next save
-    kill_at = f"checkpoint#{config.reference.epochs + 2}" if args.kill_during_save else None
+    kill_at = f"checkpoint#{math.ceil(config.reference.epochs) + 2}" if args.kill_during_save else None
     launch_seconds = {"first": launch(args, "first", kill_at)}
     first = read_records(output, "first")
     k = resume_step(args)
     saved = (run / "scl" / f"checkpoint-{k}").is_dir() and not (run / "scl" / "DONE").exists()
-    if args.kill_during_save:  # checkpoint-j complete, checkpoint-k left incomplete by the kill
-        killed = run / "scl" / f"checkpoint-{args.interrupt_step}"
-        saved = saved and (run / "scl" / f"checkpoint-{k}" / COMPLETE_MARKER).is_file()
-        saved = saved and killed.is_dir() and not (killed / COMPLETE_MARKER).exists()
+    killed = run / "scl" / f"checkpoint-{args.interrupt_step}"  # with --kill-during-save
+    left_incomplete = killed.is_dir() and not (killed / COMPLETE_MARKER).exists()
     launch_seconds["resume"] = launch(args, "resume")
     resumed = read_records(output, "resume")
 
     checks = run_checks(first, resumed, k, steps, run, saved)
+    if args.kill_during_save:
+        resume_log = (output / "launch-resume.log").read_text(encoding="utf-8", errors="replace")
+        skipped = f"{killed} is an incomplete checkpoint" in resume_log
+        checks["kill: checkpoint-k left incomplete, the resume skipped it and went on from j"] = {
+            "ok": left_incomplete and skipped,
+            "detail": {"left_incomplete": left_incomplete, "skipped": skipped, "folder": str(killed)},
+        }
     report = {
         "corpus": corpus,
         "sizes": {
@@ -686,7 +692,7 @@ def main(argv: list[str] | None = None) -> None:
             "resumed_from_step": k,
             "processes": NUM_PROCESSES,
         },
-        "times": step_times(first, resumed, args.interrupt_step, steps),
+        "times": step_times(first, resumed, k, steps),
         "launch_seconds": launch_seconds,
         "wall_seconds": time.perf_counter() - start,
         "peak_rss_mib": {
