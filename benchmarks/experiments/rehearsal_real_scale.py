@@ -1,8 +1,8 @@
 """A real-scale rehearsal: the recipe on 2 processes (gloo, CPU) at the real PHOENIX-2014T split sizes.
 
-    python benchmarks/rehearsal_real_scale.py --output-dir rehearsal-run          # all 8,257 videos
-    python benchmarks/rehearsal_real_scale.py --output-dir smoke --train-videos 48 --eval-videos 8 \\
-        --batch-size 8                                                           # the same path, small
+    python -m benchmarks.experiments.rehearsal_real_scale --output-dir rehearsal-run  # all 8,257 videos
+    python -m benchmarks.experiments.rehearsal_real_scale --output-dir smoke --train-videos 48 \\
+        --eval-videos 8 --batch-size 8                                                  # the same path, small
 
 What runs:
 
@@ -69,13 +69,12 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass  # noqa: E402
-from trainers.application.run_paths import RunPaths  # noqa: E402
-from trainers.application.stage_arguments import optimizer_steps_per_epoch  # noqa: E402
-from trainers.training.checkpoints import COMPLETE_MARKER  # noqa: E402
+from benchmarks.harness import REPO_ROOT as REPO
+from benchmarks.harness import cpu_model, module_environment
+from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass
+from trainers.application.run_paths import RunPaths
+from trainers.application.stage_arguments import optimizer_steps_per_epoch
+from trainers.training.checkpoints import COMPLETE_MARKER
 
 TWIN_CONFIG = REPO / "configs" / "phoenix2014t_twin.yaml"
 SHARED_DATA = Path(os.environ.get("SCL_SLT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -403,18 +402,17 @@ def launch(args: argparse.Namespace, phase: str, kill_at: str | None = None) -> 
     ``kill_at``: the kill switch of ``trainers.method.atomic_files`` (``SCL_SLT_KILL_AT``); the
     launch must then fail.
     """
-    launcher = shutil.which("accelerate")
-    if launcher is None:
-        raise SystemExit("accelerate's launcher is not on PATH: install the project's dependencies")
+    # accelerate's launcher through this interpreter: the venv need not be on PATH
     command = [
-        *(launcher, "launch", "--multi_gpu", "--num_processes", str(NUM_PROCESSES), "--num_machines", "1"),
+        *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"),
+        *("--num_processes", str(NUM_PROCESSES), "--num_machines", "1"),
         *("--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())),
-        *(str(Path(__file__).resolve()), "--worker", phase, "--output-dir", str(args.output_dir)),
+        *("--module", __spec__.name, "--worker", phase, "--output-dir", str(args.output_dir)),
     ]
     if args.interrupt_step is not None:
         command += ["--interrupt-step", str(args.interrupt_step)]
     # --multi_gpu with no GPU visible gives gloo processes on the CPU (`--cpu` would run one process).
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**module_environment(), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     if kill_at:
         command += ["--kill-during-save"]
         env["SCL_SLT_KILL_AT"] = kill_at
@@ -551,15 +549,9 @@ def machine() -> dict[str, Any]:
     import torch
     import transformers
 
-    model = ""
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": round(memory, 1),
         "platform": platform.platform(),
