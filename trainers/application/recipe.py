@@ -40,8 +40,8 @@ from safetensors import SafetensorError, safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from datasets_scripts import SignTranslationCollator, VideoTransform
-from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
+from datasets_scripts import SignTranslationCollator
+from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation, VideoTransform
 
 from ..method.atomic_files import atomic_folder, write_text_atomically
 from ..method.pair_selection import compute_pair_scores, save_pair_scores
