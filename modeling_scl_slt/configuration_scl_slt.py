@@ -176,6 +176,11 @@ class SclSltConfig(PretrainedConfig):
             ``max_frames``, ``mean``, ``std``, ``augment``). The model applies them to uint8
             ``pixel_values`` (random crop and augmentation in training mode) and the pipeline to
             its clips. ``None``: the ``VideoTransform`` defaults (224, 256, 300, ImageNet mean/std).
+        frame_rate (`float`, *optional*, defaults to 25.0):
+            Frames per second of the clips the model was trained on (the corpus's rate: PHOENIX-2014T
+            and the synthetic corpus 25, CSL-Daily 30). The pipeline resamples every input to it, so
+            that signing reaches the model at the speed it learnt; one visual token spans
+            ``temporal_downsampling / frame_rate`` seconds.
         backbone_chunk_size (`int`, *optional*):
             Frames per call of the ResNet: the real frames of a batch are split into chunks of this
             many frames, run one after the other and concatenated. ``None`` (the default) runs all of
@@ -226,6 +231,7 @@ class SclSltConfig(PretrainedConfig):
         freeze_text_encoder: bool = True,
         freeze_batch_norm: bool = False,
         video_preprocessing: dict[str, Any] | None = None,
+        frame_rate: float = 25.0,
         backbone_chunk_size: int | None = None,
         backbone_checkpointing: bool = False,
         backbone_inplace_relu: bool = True,
@@ -248,6 +254,7 @@ class SclSltConfig(PretrainedConfig):
         self.freeze_text_encoder = freeze_text_encoder
         self.freeze_batch_norm = freeze_batch_norm
         self.video_preprocessing = video_preprocessing
+        self.frame_rate = frame_rate
         self.backbone_chunk_size = backbone_chunk_size
         self.backbone_checkpointing = backbone_checkpointing
         self.backbone_inplace_relu = backbone_inplace_relu
@@ -291,6 +298,9 @@ class SclSltConfig(PretrainedConfig):
             raise ValueError(
                 f"backbone_chunk_size must be a positive number of frames or None, got {chunk!r}"
             )
+        rate = self.frame_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < float("inf"):
+            raise ValueError(f"frame_rate must be a positive number of frames per second, got {rate!r}")
         if not isinstance(self.backbone_channels_last, bool):
             raise ValueError(
                 f"backbone_channels_last must be True or False, got {self.backbone_channels_last!r}"
@@ -302,6 +312,14 @@ class SclSltConfig(PretrainedConfig):
     def temporal_downsampling(self) -> int:
         """Frames per visual token: ``2 ** temporal_num_blocks``."""
         return 2**self.temporal_num_blocks
+
+    @property
+    def max_clip_frames(self) -> int:
+        """The most frames one clip may have: the visual encoder's position table holds
+        ``text_config.max_position_embeddings`` tokens (one of them the [CLS] token with
+        ``similarity_aggregation="cls"``), each made of ``temporal_downsampling`` frames."""
+        tokens = self.text_config.max_position_embeddings - (self.similarity_aggregation == "cls")
+        return tokens * self.temporal_downsampling
 
     @property
     def frame_feature_size(self) -> int:

@@ -184,6 +184,13 @@ class SclSltVideoEncoder(nn.Module):
         **kwargs: Any,
     ) -> SclSltEncoderOutput:
         frame_mask = validated_frame_mask(pixel_values, attention_mask, self.config.temporal_downsampling)
+        if pixel_values.shape[1] > self.config.max_clip_frames:  # else an IndexError deep in mBART
+            raise ValueError(
+                f"clips of {pixel_values.shape[1]} frames are longer than the visual encoder's "
+                f"{self.config.text_config.max_position_embeddings} positions allow "
+                f"({self.config.max_clip_frames} frames); translate long videos in windows "
+                "(the pipeline's chunk_length_s)"
+            )
         # uint8 clips are resized, cropped (randomly in training) and normalised here, on their device
         pixel_values = model_pixel_values(
             pixel_values,

@@ -113,3 +113,18 @@ def test_data_loading_records(tmp_path: Path) -> None:
     assert records["device_transform", None]["frames"] == 8
     assert 0 < records["train_step", None]["transform_share_of_step"] < 1
     assert payload["machine"]["torch"] == torch.__version__
+
+
+@pytest.mark.slow
+def test_long_video_records(tmp_path: Path) -> None:
+    output = tmp_path / "long_video.jsonl"
+    load_script("bench_long_video").main(
+        [
+            *("--models", "small", "--seconds", "6", "--width", "96", "--height", "64"),
+            *("--new-tokens", "2", "--chunk-length-s", "2", "--output", str(output)),
+        ]
+    )
+    decode, translate = read_records(output)
+    assert decode["measure"] == "decode" and decode["windows"] >= 1
+    assert translate["model"] == "small" and translate["covered_s"] == pytest.approx(6.0)
+    assert translate["windows"] >= 3 and translate["real_time_factor"] > 0 and translate["peak_rss_gib"] > 0
