@@ -2,8 +2,8 @@
 
 One command (CPU default; ``--device cuda`` where a GPU is at hand):
 
-    python benchmarks/bench_long_video.py                      # 5 minutes of 1280×720 at 25 fps
-    python benchmarks/bench_long_video.py --device cuda --models small paper
+    python -m benchmarks.long_video                      # 5 minutes of 1280×720 at 25 fps
+    python -m benchmarks.long_video --device cuda --models small paper
 
 The video is generated once with PyAV (H.264, ``--width`` × ``--height``, ``--fps``,
 ``--seconds``): a bright square moving over a dark background in bursts with still pauses, so
@@ -47,12 +47,8 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.harness import REPO_ROOT, RESULTS_DIR, emit, machine_info, module_command, module_environment
 
-from bench_training_throughput import emit, machine_info
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PREPROCESSING = {"size": 224, "resize": 256, "max_frames": 300}
 PRESETS = ("small", "paper")
 
@@ -170,9 +166,14 @@ def run_decode_only(video: str) -> dict[str, Any]:
 
 
 def child(arguments: list[str]) -> dict[str, Any]:
-    """Run this script with ``arguments`` in a fresh process; its last stdout line as JSON."""
+    """Run this benchmark with ``arguments`` in a fresh process; its last stdout line as JSON."""
     result = subprocess.run(
-        [sys.executable, __file__, *arguments], capture_output=True, text=True, cwd=ROOT, check=False
+        module_command("benchmarks.long_video", arguments),
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=module_environment(),
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
