@@ -147,7 +147,7 @@ def run_translation(model_dir: str, video: str, device: str, chunk_length_s: flo
 
 def run_decode_only(video: str) -> dict[str, Any]:
     """The input side alone: decode, resample to 25 fps, shrink, cut 300-frame windows."""
-    from modeling_scl_slt.video_stream import Windowing, stream_windows
+    from modeling_scl_slt.video_windows import Windowing, stream_windows
 
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()

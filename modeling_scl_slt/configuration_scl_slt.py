@@ -177,10 +177,7 @@ class SclSltConfig(PretrainedConfig):
             ``pixel_values`` (random crop and augmentation in training mode) and the pipeline to
             its clips. ``None``: the ``VideoTransform`` defaults (224, 256, 300, ImageNet mean/std).
         frame_rate (`float`, *optional*, defaults to 25.0):
-            Frames per second of the clips the model was trained on (the corpus's rate: PHOENIX-2014T
-            and the synthetic corpus 25, CSL-Daily 30). The pipeline resamples every input to it, so
-            that signing reaches the model at the speed it learnt; one visual token spans
-            ``temporal_downsampling / frame_rate`` seconds.
+            Frames per second of the training clips; the pipeline resamples every input to it.
         backbone_chunk_size (`int`, *optional*):
             Frames per call of the ResNet: the real frames of a batch are split into chunks of this
             many frames, run one after the other and concatenated. ``None`` (the default) runs all of
@@ -298,9 +295,6 @@ class SclSltConfig(PretrainedConfig):
             raise ValueError(
                 f"backbone_chunk_size must be a positive number of frames or None, got {chunk!r}"
             )
-        rate = self.frame_rate
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < float("inf"):
-            raise ValueError(f"frame_rate must be a positive number of frames per second, got {rate!r}")
         if not isinstance(self.backbone_channels_last, bool):
             raise ValueError(
                 f"backbone_channels_last must be True or False, got {self.backbone_channels_last!r}"
@@ -312,14 +306,6 @@ class SclSltConfig(PretrainedConfig):
     def temporal_downsampling(self) -> int:
         """Frames per visual token: ``2 ** temporal_num_blocks``."""
         return 2**self.temporal_num_blocks
-
-    @property
-    def max_clip_frames(self) -> int:
-        """The most frames one clip may have: the visual encoder's position table holds
-        ``text_config.max_position_embeddings`` tokens (one of them the [CLS] token with
-        ``similarity_aggregation="cls"``), each made of ``temporal_downsampling`` frames."""
-        tokens = self.text_config.max_position_embeddings - (self.similarity_aggregation == "cls")
-        return tokens * self.temporal_downsampling
 
     @property
     def frame_feature_size(self) -> int:

@@ -4,18 +4,31 @@ This file travels to the Hub with the model (``trust_remote_code``): it imports 
 numpy, torch, transformers and its sibling files. PyAV (video files) and PIL (frame folders)
 are imported only when such an input arrives.
 
+Inputs: a video file path (any format FFmpeg reads, decoded with PyAV and timed by its frames'
+time stamps, variable frame rates and display rotation included); a folder of frame images
+(``.png``, ``.jpg``, …, in numeric order of the file names: ``images2.png`` before
+``images10.png``) or a ``(T, H, W, 3)`` uint8 RGB array (numpy or torch), both at ``fps`` frames
+per second. Every input is resampled to the rate the model was trained at,
+``model.config.frame_rate`` (nearest frames, :mod:`video_stream`), and read as a stream, window
+by window (:mod:`video_windows`): frames larger than the model's ``resize`` are shrunk as they are
+decoded, so memory is bounded by one window.
+
 Preprocessing is the evaluation transform the model was trained with:
-``VideoTransform(train=False, **model.config.video_preprocessing)`` (the same code as training),
-applied to frames read at the model's frame rate (``model.config.frame_rate``) by
-:mod:`video_stream`. ``preprocess`` only picks the frames (uint8); the model resizes, crops and
-normalises them on its device, through the same function as training and evaluation
-(``SclSltVideoEncoder``).
+``VideoTransform(train=False, **model.config.video_preprocessing)`` (the same code as training).
+``preprocess`` only picks the frames (uint8); the model resizes, crops and normalises them on its
+device, through the same function as training and evaluation (``SclSltVideoEncoder``).
+
+What the model sees of a frame: the shorter side is resized to ``video_preprocessing["resize"]``
+(256) and the centred ``size`` × ``size`` (224) square is cropped. Of a 16:9 landscape frame that
+is the middle 49 % of the width and 88 % of the height (of 4:3, 66 % and 88 %; of a PHOENIX-2014T
+frame, 210 × 260, 88 % and 71 %): a signer off the centre is cut; crop the video around the
+signer first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from functools import cached_property, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +39,10 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
 from .decoding_scl_slt import decode_generated
+from .video_encoder_scl_slt import max_clip_frames
 from .video_processing import VideoTransform, clip_to_tensor, pad_clips, transform_from_settings
-from .video_stream import VideoInput, Window, Windowing, describe_input, exact_rate, stream_windows
+from .video_stream import VideoInput, describe_input, exact_rate
+from .video_windows import Window, Windowing, stream_windows
 
 # The collator's longest training target: the pipeline's default generation length.
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -35,8 +50,6 @@ DEFAULT_MAX_NEW_TOKENS = 128
 GENERIC_MAX_LENGTH = GenerationConfig().max_length
 # The frame rate of models saved before config.frame_rate existed: PHOENIX-2014T's.
 DEFAULT_FRAME_RATE = 25.0
-# ASR's default context on each side of a window: a sixth of its length.
-DEFAULT_STRIDE_FRACTION = 1 / 6
 # Files of which at least one is in every saved tokenizer folder.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "spiece.model")
 
@@ -51,25 +64,7 @@ def custom_pipeline_entry() -> dict[str, Any]:
 
 
 class SignLanguageTranslationPipeline(ChunkPipeline):
-    """Translate sign language videos with an SCL-SLT model.
-
-    Inputs (one, or a list of them as a batch):
-
-    - a video file path (``str`` or ``Path``; any format FFmpeg reads, decoded with PyAV and timed by
-      its frames' time stamps, variable frame rates and display rotation included);
-    - a folder of frame images (``.png``, ``.jpg``, …), read in numeric order of the file names
-      (``images2.png`` before ``images10.png``), at ``fps`` frames per second;
-    - a ``(T, H, W, 3)`` uint8 array (numpy or torch), RGB, at ``fps`` frames per second.
-
-    Every input is resampled to the rate the model was trained at, ``model.config.frame_rate``
-    (nearest frames; see :mod:`video_stream`), and read as a stream: frames larger than the model's
-    ``resize`` are shrunk as they are decoded, so memory is bounded by one window.
-
-    What the model sees of a frame: the shorter side is resized to ``video_preprocessing["resize"]``
-    (256) and the centred ``size`` × ``size`` (224) square is cropped. Of a 16:9 landscape frame that
-    is the middle 49 % of the width and 88 % of the height (of 4:3, 66 % and 88 %; of a PHOENIX-2014T
-    frame, 210 × 260, 88 % and 71 %): a signer off the centre is cut; crop the video around the
-    signer first.
+    """Translate sign language videos (files, frame folders, arrays: see the module) with an SCL-SLT model.
 
     Call arguments (besides ``batch_size``, ``num_workers`` and generation arguments such as
     ``num_beams`` and ``max_new_tokens``, which pass through to ``model.generate``):
@@ -83,15 +78,13 @@ class SignLanguageTranslationPipeline(ChunkPipeline):
     - ``stride_length_s``: seconds of context read on each side of a window (a number, or a
       ``(left, right)`` pair; default ``chunk_length_s / 6``). Each window's translation is reported
       for its own span, which excludes the context; the own spans tile the video.
-    - ``cut_at_pauses`` (default ``True``): end each window where the signing pauses (least motion
-      between frames, in the second half of the allowed length) instead of on a fixed grid.
+    - ``cut_at_pauses`` (default ``True``): end windows where the signing pauses, not on a grid.
     - ``return_timestamps``: add ``"timestamp": (start, end)`` in seconds to each window's result.
 
-    Returns, per input, a list of dicts: ``{"translation_text": str}`` for each returned sequence of
-    each window, in time order, with ``"timestamp"`` when asked. A video in one window gives one dict
-    per returned sequence (``num_return_sequences``, one by default); with ``chunk_length_s`` every
-    window gives one. ``batch_size > 1`` batches windows (of one video or several), padded in time,
-    which gives the same translations as one window at a time.
+    Returns, per input, a list of dicts ``{"translation_text": str}`` (with ``"timestamp"`` when
+    asked), in time order: one per returned sequence of each window (``num_return_sequences``, one
+    by default, cannot be combined with ``chunk_length_s``). ``batch_size > 1`` batches windows (of
+    one video or several), padded in time: the same translations as one window at a time.
 
     Example::
 
@@ -102,8 +95,7 @@ class SignLanguageTranslationPipeline(ChunkPipeline):
 
         translate = pipeline("sign-language-translation", model="path/to/model")
         translate("clip.mp4", num_beams=4)  # [{"translation_text": "..."}]
-        translate("talk.mp4", chunk_length_s=8, return_timestamps=True)
-        # [{"translation_text": "...", "timestamp": (0.0, 6.84)}, {"translation_text": ..., ...}, ...]
+        translate("talk.mp4", chunk_length_s=8, return_timestamps=True)  # [{..., "timestamp": (0.0, 6.8)}, …]
 
         # Anywhere else (the folder's config declares the pipeline, ``custom_pipelines``):
         translate = pipeline("sign-language-translation", model="path/to/model", trust_remote_code=True)
@@ -122,33 +114,17 @@ class SignLanguageTranslationPipeline(ChunkPipeline):
     # pipeline argument goes to ``generate`` (see ``_sanitize_parameters`` and ``_forward``).
     _pipeline_calls_generate = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
+        # Set first: the base class's __init__ parses the call arguments given to pipeline(...).
+        config = model.config
+        self.video_transform = evaluation_transform(getattr(config, "video_preprocessing", None))
+        self.min_frames = int(config.temporal_downsampling)  # the fewest frames of a window
+        rate = getattr(config, "frame_rate", None)
+        self.frame_rate = float(exact_rate(DEFAULT_FRAME_RATE if rate is None else rate, "config.frame_rate"))
+        self.max_frames = min(self.video_transform.max_frames, max_clip_frames(config))  # of a window
+        super().__init__(model, *args, **kwargs)
         if self.tokenizer is None:
             raise missing_tokenizer_error(str(getattr(self.model, "name_or_path", "") or "the model"))
-
-    # Properties of the model, read on first use: the base class's __init__ already parses call
-    # arguments (``_sanitize_parameters``), which need them.
-    @cached_property
-    def video_transform(self) -> VideoTransform:
-        """The evaluation transform of ``config.video_preprocessing``."""
-        return evaluation_transform(getattr(self.model.config, "video_preprocessing", None))
-
-    @cached_property
-    def min_frames(self) -> int:
-        """The fewest frames of a window: the temporal downsampling."""
-        return int(self.model.config.temporal_downsampling)
-
-    @cached_property
-    def frame_rate(self) -> float:
-        """Frames per second every input is resampled to: ``config.frame_rate``."""
-        return float(getattr(self.model.config, "frame_rate", None) or DEFAULT_FRAME_RATE)
-
-    @cached_property
-    def max_frames(self) -> int:
-        """The most frames of one window: ``max_frames`` of the transform, and what the visual
-        encoder's positions allow (``config.max_clip_frames``)."""
-        return min(self.video_transform.max_frames, self.model.config.max_clip_frames)
 
     def get_inference_context(self) -> Any:
         """``torch.inference_mode`` around ``_forward`` (the base class uses ``torch.no_grad``).
@@ -181,7 +157,18 @@ class SignLanguageTranslationPipeline(ChunkPipeline):
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         # Every other keyword is a generation argument: generate() rejects unknown ones itself.
         generation = {**(generate_kwargs or {}), **generation_params}
-        windowing = self.windowing(chunk_length_s, stride_length_s, cut_at_pauses)
+        windowing = None
+        if chunk_length_s is not None:
+            windowing = Windowing.from_seconds(
+                chunk_length_s,
+                stride_length_s,
+                self.frame_rate,
+                max_frames=self.max_frames,
+                min_frames=self.min_frames,
+                cut_at_pauses=cut_at_pauses,
+            )
+        elif stride_length_s is not None:
+            raise ValueError("stride_length_s needs chunk_length_s (the window length in seconds)")
         if windowing is not None and generation.get("num_return_sequences", 1) != 1:
             raise ValueError(
                 "num_return_sequences cannot be combined with chunk_length_s: each window gets one "
@@ -191,48 +178,6 @@ class SignLanguageTranslationPipeline(ChunkPipeline):
             exact_rate(fps, "fps")  # refused now, not at the first frame
         preprocess = {"fps": fps, "windowing": windowing}
         return preprocess, generation, {"return_timestamps": bool(return_timestamps)}
-
-    def windowing(
-        self,
-        chunk_length_s: float | None,
-        stride_length_s: float | tuple[float, float] | None,
-        cut_at_pauses: bool,
-    ) -> Windowing | None:
-        """ASR-style ``chunk_length_s`` / ``stride_length_s`` (seconds) → frames at the model's rate."""
-        if chunk_length_s is None:
-            if stride_length_s is not None:
-                raise ValueError("stride_length_s needs chunk_length_s (the window length in seconds)")
-            return None
-        chunk = positive_seconds(chunk_length_s, "chunk_length_s")
-        window_frames = round(chunk * self.frame_rate)
-        if window_frames > self.max_frames:
-            raise ValueError(
-                f"chunk_length_s={chunk_length_s} is {window_frames} frames at {self.frame_rate:g} fps; "
-                f"this model reads at most {self.max_frames} frames "
-                f"({self.max_frames / self.frame_rate:.1f} s) at once"
-            )
-        if stride_length_s is None:
-            stride_length_s = chunk * DEFAULT_STRIDE_FRACTION
-        pair = (
-            stride_length_s
-            if isinstance(stride_length_s, tuple | list)
-            else (stride_length_s, stride_length_s)
-        )
-        if len(pair) != 2:
-            raise ValueError(
-                f"stride_length_s must be seconds or a (left, right) pair, got {stride_length_s!r}"
-            )
-        left, right = (
-            round(positive_seconds(value, "stride_length_s", zero=True) * self.frame_rate) for value in pair
-        )
-        step = window_frames - left - right
-        if step < 2 * self.min_frames:
-            raise ValueError(
-                f"chunk_length_s={chunk_length_s} with stride_length_s={stride_length_s} leaves {step} "
-                f"frames per window besides the context; at least {2 * self.min_frames} are needed: "
-                "shorten the stride"
-            )
-        return Windowing(window_frames, left, right, cut_at_pauses=bool(cut_at_pauses))
 
     def preprocess(
         self, video: VideoInput, fps: float | None = None, windowing: Windowing | None = None
@@ -250,31 +195,11 @@ class SignLanguageTranslationPipeline(ChunkPipeline):
         )
         try:
             for window in windows:
-                yield self.window_inputs(video, window)
+                yield window_inputs(video, window, self.video_transform, self.min_frames, self.frame_rate)
         except ValueError as error:
             # transformers asks for the next input's windows while it handles the previous input's
             # StopIteration: without this, that StopIteration is chained to every message.
             raise error from None
-
-    def window_inputs(self, video: VideoInput, window: Window) -> dict[str, Any]:
-        """One window's model inputs (see :meth:`preprocess`)."""
-        if len(window.frames) < self.min_frames:
-            raise ValueError(
-                f"{describe_input(video)} has {len(window.frames)} frames at {self.frame_rate:g} fps; "
-                f"the model needs at least {self.min_frames} "
-                f"(its temporal module downsamples time ×{self.min_frames})"
-            )
-        clip = clip_to_tensor(window.frames)  # (T, 3, H, W) uint8
-        try:
-            self.video_transform.check_frame_size(*clip.shape[-2:])
-        except ValueError as error:
-            raise ValueError(f"{describe_input(video)} cannot be preprocessed: {error}") from None
-        return {
-            "pixel_values": clip.unsqueeze(0),
-            "attention_mask": torch.ones(1, clip.shape[0], dtype=torch.long),
-            "timestamp": torch.tensor([[window.start, window.end]], dtype=torch.float64),
-            "is_last": window.is_last,
-        }
 
     def _forward(self, model_inputs: dict[str, Any], **generate_kwargs: Any) -> dict[str, Any]:
         """Generate: ``sequences`` (B, num_return_sequences, L) token ids, with the windows' ``timestamp``
@@ -374,6 +299,30 @@ def missing_tokenizer_error(source: str) -> Exception:
     return ValueError(f"no tokenizer was given for {source}: {how}")
 
 
+def window_inputs(
+    video: VideoInput, window: Window, transform: VideoTransform, min_frames: int, frame_rate: float
+) -> dict[str, Any]:
+    """One window of ``video`` as model inputs (see :meth:`SignLanguageTranslationPipeline.preprocess`);
+    a ValueError when it has fewer than ``min_frames`` frames or frames the transform cannot crop."""
+    if len(window.frames) < min_frames:
+        raise ValueError(
+            f"{describe_input(video)} has {len(window.frames)} frames at {frame_rate:g} fps; "
+            f"the model needs at least {min_frames} "
+            f"(its temporal module downsamples time ×{min_frames})"
+        )
+    clip = clip_to_tensor(window.frames)  # (T, 3, H, W) uint8
+    try:
+        transform.check_frame_size(*clip.shape[-2:])
+    except ValueError as error:
+        raise ValueError(f"{describe_input(video)} cannot be preprocessed: {error}") from None
+    return {
+        "pixel_values": clip.unsqueeze(0),
+        "attention_mask": torch.ones(1, clip.shape[0], dtype=torch.long),
+        "timestamp": torch.tensor([[window.start, window.end]], dtype=torch.float64),
+        "is_last": window.is_last,
+    }
+
+
 def evaluation_transform(settings: dict[str, Any] | None) -> VideoTransform:
     """``VideoTransform(train=False, **settings)``; ``settings`` is ``config.video_preprocessing``."""
     return transform_from_settings(settings, train=False)
@@ -400,15 +349,3 @@ def pad_clips_in_time(
         # 1 it reads the whole value as the flag (a one-element list would always be true).
         batch["is_last"] = torch.tensor([bool(item["is_last"]) for item in items])
     return batch
-
-
-def positive_seconds(value: Any, argument: str, *, zero: bool = False) -> float:
-    """``value`` as seconds (> 0, or >= 0 with ``zero``); a ValueError naming ``argument`` otherwise."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (value >= 0 if zero else value > 0)
-    ):
-        expected = "a number of seconds >= 0" if zero else "a positive number of seconds"
-        raise ValueError(f"{argument} must be {expected}, got {value!r}")
-    return float(value)

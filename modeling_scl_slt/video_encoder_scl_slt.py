@@ -184,11 +184,11 @@ class SclSltVideoEncoder(nn.Module):
         **kwargs: Any,
     ) -> SclSltEncoderOutput:
         frame_mask = validated_frame_mask(pixel_values, attention_mask, self.config.temporal_downsampling)
-        if pixel_values.shape[1] > self.config.max_clip_frames:  # else an IndexError deep in mBART
+        if pixel_values.shape[1] > max_clip_frames(self.config):  # else an IndexError deep in mBART
             raise ValueError(
                 f"clips of {pixel_values.shape[1]} frames are longer than the visual encoder's "
                 f"{self.config.text_config.max_position_embeddings} positions allow "
-                f"({self.config.max_clip_frames} frames); translate long videos in windows "
+                f"({max_clip_frames(self.config)} frames); translate long videos in windows "
                 "(the pipeline's chunk_length_s)"
             )
         # uint8 clips are resized, cropped (randomly in training) and normalised here, on their device
@@ -258,6 +258,14 @@ def validated_frame_mask(
             f"by {min_frames}); got {counts}"
         )
     return mask
+
+
+def max_clip_frames(config: SclSltConfig) -> int:
+    """The most frames one clip may have: the visual encoder's position table holds
+    ``text_config.max_position_embeddings`` tokens (one of them the [CLS] token with
+    ``similarity_aggregation="cls"``), each made of ``temporal_downsampling`` frames."""
+    tokens = config.text_config.max_position_embeddings - (config.similarity_aggregation == "cls")
+    return tokens * config.temporal_downsampling
 
 
 def downsample_frame_mask(frame_mask: torch.Tensor, config: SclSltConfig, num_tokens: int) -> torch.Tensor:

@@ -115,7 +115,7 @@ def test_saved_folder_carries_the_pipeline(model_dir: Path) -> None:
     assert config["custom_pipelines"] == {TASK: custom_pipeline_entry()}
     assert custom_pipeline_entry()["impl"] == "pipeline_scl_slt.SignLanguageTranslationPipeline"
     assert config["video_preprocessing"] == VIDEO_PREPROCESSING
-    assert {"pipeline_scl_slt.py", "video_processing.py", "video_stream.py", "modeling_scl_slt.py"} <= {
+    assert {"pipeline_scl_slt.py", "video_processing.py", "video_stream.py", "video_windows.py"} <= {
         path.name for path in model_dir.iterdir()
     }
 

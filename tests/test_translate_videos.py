@@ -22,6 +22,7 @@ from transformers import pipeline
 
 import modeling_scl_slt
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation, SignLanguageTranslationPipeline
+from modeling_scl_slt.video_encoder_scl_slt import max_clip_frames
 from modeling_scl_slt.video_stream import shrink_frame
 from tests._wild_videos import write_audio_only, write_time_coded_video
 from trainers.application.cli import main
@@ -79,13 +80,16 @@ def random_clip(num_frames: int, seed: int) -> np.ndarray:
 # --- the model's frame rate -----------------------------------------------------------------------
 
 
-def test_the_config_records_the_frame_rate_and_refuses_nonsense(tmp_path: Path) -> None:
+def test_the_config_records_the_frame_rate_and_the_pipeline_refuses_nonsense(tmp_path: Path) -> None:
     config = SclSltConfig.from_preset("tiny", frame_rate=30.0)
     config.save_pretrained(tmp_path)
     assert SclSltConfig.from_pretrained(tmp_path).frame_rate == 30.0
     assert SclSltConfig.from_preset("tiny").frame_rate == 25.0
-    with pytest.raises(ValueError, match="frame_rate must be a positive number"):
-        SclSltConfig.from_preset("tiny", frame_rate=0)
+    folder = save_model(tmp_path / "model", SMALL_FRAMES, frame_rate=0)
+    with pytest.raises(
+        ValueError, match=r"config\.frame_rate must be a positive number of frames per second"
+    ):
+        pipeline(TASK, model=str(folder))
 
 
 @pytest.mark.parametrize(
@@ -179,7 +183,7 @@ def test_bad_window_arguments_are_one_clear_error(
 
 def test_the_model_itself_refuses_a_clip_beyond_its_positions(model_dir: Path) -> None:
     model = SclSltForSignTranslation.from_pretrained(model_dir).eval()
-    too_long = model.config.max_clip_frames + model.config.temporal_downsampling  # 64 positions × 4 + 4
+    too_long = max_clip_frames(model.config) + model.config.temporal_downsampling  # 64 positions × 4 + 4
     pixel_values = torch.zeros(1, too_long, 3, 16, 16)
     with pytest.raises(
         ValueError, match=r"clips of 260 frames are longer than the visual encoder's 64 positions"

@@ -16,14 +16,8 @@ import torch
 from PIL import Image
 
 from modeling_scl_slt.video_processing import resize_shorter_side
-from modeling_scl_slt.video_stream import (
-    FrameRateResampler,
-    PauseSignal,
-    WindowCutter,
-    Windowing,
-    shrink_frame,
-    stream_windows,
-)
+from modeling_scl_slt.video_stream import FrameRateResampler, shrink_frame
+from modeling_scl_slt.video_windows import PauseSignal, WindowCutter, Windowing, stream_windows
 from tests._wild_videos import (
     decode_all,
     read_time_code,
