@@ -291,9 +291,9 @@ def whole_video(
             stated = f"it lasts {duration_s:.1f} s; " if duration_s is not None else ""
             raise ValueError(
                 f"{name} is longer than this model reads at once "
-                f"({max_frames} frames at {float(rate):g} fps, {float(max_frames / rate):.1f} s): "
-                f"{stated}translate it in windows with chunk_length_s "
-                f"(scl-slt translate --chunk-length-s), e.g. chunk_length_s={math.floor(max_frames / rate)}"
+                f"({max_frames} frames at {float(rate):g} fps, {float(max_frames / rate):g} s): "
+                f"{stated}translate it in windows of at most that length with chunk_length_s "
+                f"(scl-slt translate --chunk-length-s or --subtitles)"
             )
         kept.append(frame)
     if not kept:

@@ -159,7 +159,7 @@ def test_a_video_longer_than_the_model_reads_is_refused_with_how_to_window_it(
 ) -> None:
     with pytest.raises(ValueError) as caught:
         translator(random_clip(25, seed=0))
-    assert "24 frames at 25 fps, 1.0 s" in str(caught.value) and "chunk_length_s" in str(caught.value)
+    assert "24 frames at 25 fps, 0.96 s" in str(caught.value) and "chunk_length_s" in str(caught.value)
     assert caught.value.__cause__ is None
 
 
