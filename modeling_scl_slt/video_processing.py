@@ -208,6 +208,10 @@ class VideoTransform:
             mask = attention_mask.to(device=pixel_values.device, dtype=torch.bool)
         self.check_frame_size(height, width)
         crops, matrices = self._draws(batch, *resized_size(height, width, self.resize), generator)
+        if batch == 1 and bool(mask.all()):  # one unpadded clip (the pipeline's): no batch copy
+            return self._transform_frames(
+                pixel_values[0], crops[0], None if matrices is None else matrices[0]
+            )[None]
         out = torch.zeros(
             batch, num_frames, 3, self.size, self.size, dtype=torch.float32, device=pixel_values.device
         )
@@ -231,11 +235,11 @@ class VideoTransform:
             frames = frames[..., top : top + self.size, left : left + self.size]
         if matrix is not None:
             frames = warp(frames, matrix.to(frames.device), self.padding_mode)
-        frames = frames / 255.0
+        frames = frames / 255.0  # a new tensor: normalising it in place copies no clip-sized temporary
         if self.normalize:
             mean = torch.tensor(self.mean, device=frames.device).view(1, 3, 1, 1)
             std = torch.tensor(self.std, device=frames.device).view(1, 3, 1, 1)
-            frames = (frames - mean) / std
+            frames.sub_(mean).div_(std)
         return frames
 
     def check_frame_size(self, height: int, width: int) -> None:
