@@ -228,14 +228,17 @@ class VideoTransform:
         if resized_size(*frames.shape[-2:], self.resize) == tuple(frames.shape[-2:]):
             # No resize (e.g. frames the pipeline shrank on arrival): crop before converting, so
             # that only the crop is copied as floats. The same numbers as converting first.
-            frames = frames[..., top : top + self.size, left : left + self.size].contiguous().float()
+            crop_pixels = frames[..., top : top + self.size, left : left + self.size].contiguous()
+            frames = crop_pixels.to(torch.float32, copy=True)  # a copy even of float input
         else:
             # Contiguous before float: resizing channels-last floats is ~2x slower on a CPU.
             frames = resize_shorter_side(frames.contiguous().float(), self.resize)  # values 0..255
             frames = frames[..., top : top + self.size, left : left + self.size]
         if matrix is not None:
             frames = warp(frames, matrix.to(frames.device), self.padding_mode)
-        frames = frames / 255.0  # a new tensor: normalising it in place copies no clip-sized temporary
+        # frames is this function's own tensor (a copy, a resize or a warp): scaled and normalised in
+        # place, without clip-sized temporaries.
+        frames.div_(255.0)
         if self.normalize:
             mean = torch.tensor(self.mean, device=frames.device).view(1, 3, 1, 1)
             std = torch.tensor(self.std, device=frames.device).view(1, 3, 1, 1)
