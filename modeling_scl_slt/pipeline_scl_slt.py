@@ -23,11 +23,19 @@ What the model sees of a frame: the shorter side is resized to ``video_preproces
 is the middle 49 % of the width and 88 % of the height (of 4:3, 66 % and 88 %; of a PHOENIX-2014T
 frame, 210 × 260, 88 % and 71 %): a signer off the centre is cut; crop the video around the
 signer first.
+
+Generated ids become sentences one way everywhere (evaluation, the Trainer's metrics, this
+pipeline): :func:`decode_generated`. ``generate()`` returns every sequence with the tokens that
+started decoding: the decoder start token (mBART-cc25 style: the target-language code, e.g.
+``de_DE``) and, where the generation config forces a first token, that one too (mBART-50 style:
+``</s>`` then the language code). The mBART tokenizers under transformers 5 do not count the
+language codes as special tokens, so ``decode(..., skip_special_tokens=True)`` would keep them;
+:func:`decode_generated` drops those leading tokens first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,8 +46,6 @@ from transformers import AutoTokenizer, GenerationConfig
 from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
-from .decoding_scl_slt import decode_generated
-from .video_encoder_scl_slt import max_clip_frames
 from .video_processing import VideoTransform, clip_to_tensor, pad_clips, transform_from_settings
 from .video_stream import VideoInput, describe_input, exact_rate
 from .video_windows import Window, Windowing, stream_windows
@@ -121,7 +127,7 @@ class SignLanguageTranslationPipeline(ChunkPipeline):
         self.min_frames = int(config.temporal_downsampling)  # the fewest frames of a window
         rate = getattr(config, "frame_rate", None)
         self.frame_rate = float(exact_rate(DEFAULT_FRAME_RATE if rate is None else rate, "config.frame_rate"))
-        self.max_frames = min(self.video_transform.max_frames, max_clip_frames(config))  # of a window
+        self.max_frames = min(self.video_transform.max_frames, config.max_clip_frames)  # of a window
         super().__init__(model, *args, **kwargs)
         if self.tokenizer is None:
             raise missing_tokenizer_error(str(getattr(self.model, "name_or_path", "") or "the model"))
@@ -349,3 +355,36 @@ def pad_clips_in_time(
         # 1 it reads the whole value as the flag (a one-element list would always be true).
         batch["is_last"] = torch.tensor([bool(item["is_last"]) for item in items])
     return batch
+
+
+# --- generated ids → sentences ---------------------------------------------------------------
+def start_token_ids(generation_config: Any) -> frozenset[int]:
+    """The ids a generated sequence may start with: decoder start and forced first token."""
+    candidates = (
+        getattr(generation_config, "decoder_start_token_id", None),
+        getattr(generation_config, "forced_bos_token_id", None),
+    )
+    return frozenset(token for token in candidates if isinstance(token, int))
+
+
+def strip_start_tokens(sequence: Sequence[int], start_ids: Iterable[int]) -> list[int]:
+    """``sequence`` without its leading start tokens (at most two: decoder start, forced first)."""
+    start_ids = frozenset(start_ids)
+    sequence = list(sequence)
+    skipped = 0
+    while skipped < min(2, len(sequence)) and sequence[skipped] in start_ids:
+        skipped += 1
+    return sequence[skipped:]
+
+
+def decode_generated(tokenizer: Any, sequences: Any, generation_config: Any) -> list[str]:
+    """Sentences of (N, L) generated ids (a tensor, an array or lists; negative ids are padding).
+
+    The start tokens of ``generation_config`` are dropped from the front of each sequence, special
+    tokens are skipped and whitespace is stripped.
+    """
+    rows = sequences.tolist() if hasattr(sequences, "tolist") else [list(row) for row in sequences]
+    start_ids = start_token_ids(generation_config)
+    pad = tokenizer.pad_token_id
+    cleaned = [[pad if token < 0 else token for token in strip_start_tokens(row, start_ids)] for row in rows]
+    return [text.strip() for text in tokenizer.batch_decode(cleaned, skip_special_tokens=True)]

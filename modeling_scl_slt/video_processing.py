@@ -231,7 +231,7 @@ class VideoTransform:
             crop_pixels = frames[..., top : top + self.size, left : left + self.size].contiguous()
             frames = crop_pixels.to(torch.float32, copy=True)  # a copy even of float input
         else:
-            # Contiguous before float: resizing channels-last floats is ~2x slower on a CPU.
+            # Contiguous before float: interpolation kernels are slower on channels-last floats.
             frames = resize_shorter_side(frames.contiguous().float(), self.resize)  # values 0..255
             frames = frames[..., top : top + self.size, left : left + self.size]
         if matrix is not None:

@@ -22,7 +22,6 @@ from transformers import pipeline
 
 import modeling_scl_slt
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation, SignLanguageTranslationPipeline
-from modeling_scl_slt.video_encoder_scl_slt import max_clip_frames
 from modeling_scl_slt.video_stream import shrink_frame
 from tests._wild_videos import write_audio_only, write_time_coded_video
 from trainers.application.cli import main
@@ -183,7 +182,7 @@ def test_bad_window_arguments_are_one_clear_error(
 
 def test_the_model_itself_refuses_a_clip_beyond_its_positions(model_dir: Path) -> None:
     model = SclSltForSignTranslation.from_pretrained(model_dir).eval()
-    too_long = max_clip_frames(model.config) + model.config.temporal_downsampling  # 64 positions × 4 + 4
+    too_long = model.config.max_clip_frames + model.config.temporal_downsampling  # 64 positions × 4 + 4
     pixel_values = torch.zeros(1, too_long, 3, 16, 16)
     with pytest.raises(
         ValueError, match=r"clips of 260 frames are longer than the visual encoder's 64 positions"
