@@ -96,7 +96,8 @@ class WindowCutter:
     ``window_frames − left − right`` frames (the *step*) and, except the last, at least half of it.
     With ``cut_at_pauses`` it ends at the quietest point of the :class:`PauseSignal` in that range
     (the second half of the step); otherwise after a full step (a fixed grid). The last window
-    takes what remains (at least ``min_frames`` when the stream has as many).
+    takes what remains once that fits in one window with its left context (so a video of at most
+    ``window_frames`` frames is one window), at least ``min_frames`` when the stream has as many.
 
     Memory: the frames from the current window's first context frame on, at most
     ``window_frames + max(right, pause smoothing)`` frames.
@@ -118,7 +119,8 @@ class WindowCutter:
                 f"a window of {window_frames} frames with strides of {left} and {right} frames leaves "
                 f"{self.step} frames of its own; at least {2 * min_frames} are needed"
             )
-        self.left, self.right, self.rate, self.min_frames = left, right, rate, min_frames
+        self.window_frames, self.left, self.right = window_frames, left, right
+        self.rate, self.min_frames = rate, min_frames
         self.pauses = PauseSignal(rate) if cut_at_pauses else None
         self.lookahead = max(right, self.pauses.half_width if self.pauses else 0, 1)
         self._frames: list[np.ndarray] = []
@@ -132,16 +134,20 @@ class WindowCutter:
         if self.pauses is not None:
             self.pauses.add(frame)
         self._count += 1
-        while self._count >= self._start + self.step + self.lookahead:
+        while self._count >= self._start + max(self.step + self.lookahead, self._last_span() + 1):
             yield self._cut(self._choose_cut(self._start + self.step), is_last=False)
 
     def finish(self) -> Iterator[Window]:
         """The windows of the frames left after the last push, the last one marked ``is_last``."""
-        while self._count - self._start > self.step:
+        while self._count - self._start > self._last_span():
             latest = min(self._start + self.step, self._count - self.min_frames)
             yield self._cut(self._choose_cut(latest), is_last=False)
         if self._count > self._start:
             yield self._cut(self._count, is_last=True)
+
+    def _last_span(self) -> int:
+        """The longest own span a last window can have: a window less its left context."""
+        return self.window_frames - (self.left if self._start > 0 else 0)
 
     def _choose_cut(self, latest: int) -> int:
         earliest = min(self._start + math.ceil(self.step / 2), latest)

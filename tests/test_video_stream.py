@@ -208,20 +208,24 @@ def numbered(count: int) -> np.ndarray:
     return np.stack([time_code_frame(index) for index in range(count)])  # frame i spells i
 
 
-@pytest.mark.parametrize("count", [1, 9, 100, 101, 263])
+@pytest.mark.parametrize("count", [1, 9, 24, 25, 100, 101, 263])
 def test_fixed_windows_tile_the_video_and_read_their_context(count: int) -> None:
     cutter = WindowCutter(24, 3, 5, RATE, cut_at_pauses=False, min_frames=4)  # step 16
     windows = cut(numbered(count), cutter)
     spans = [(round(w.start * 25), round(w.end * 25)) for w in windows]
     assert spans[0][0] == 0 and spans[-1][1] == count
     assert all(spans[i][1] == spans[i + 1][0] for i in range(len(spans) - 1))  # no gap, no overlap
-    assert all(end - start <= 16 for start, end in spans)
+    assert all(end - start <= 16 for start, end in spans[:-1])
+    assert spans[-1][1] - spans[-1][0] <= (
+        24 if len(spans) == 1 else 21
+    )  # the last: a window less its context
     assert [w.is_last for w in windows] == [False] * (len(windows) - 1) + [True]
     for window, (start, end) in zip(windows, spans, strict=True):
         assert codes(window.frames) == list(range(max(0, start - 3), min(count, end + 5)))
         assert len(window.frames) <= 24
     if count >= 8:
         assert spans[-1][1] - spans[-1][0] >= 4  # the last window is long enough for the model
+    assert (len(windows) == 1) == (count <= 24)  # a video that fits in one window is one window
 
 
 def test_memory_is_bounded_by_one_window() -> None:
