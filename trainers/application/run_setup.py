@@ -26,8 +26,15 @@ from datasets_scripts import (
     make_gloss_rendered_corpus,
     make_synthetic_corpus,
 )
+from datasets_scripts.frame_features import (
+    FrameFeaturesError,
+    FrameFeaturesInfo,
+    load_frame_features,
+    read_frame_features_info,
+)
 from datasets_scripts.synthetic import check_synthetic_options, make_signers
 
+from ..method.atomic_files import atomic_folder, write_text_atomically
 from ..training.progress import progress_enabled
 from .recipe_config import (
     ConfigError,
@@ -52,10 +59,43 @@ RUN_SECTIONS = {"corpus", "model", "reference", "scl", "translate"}
 def check_before_work(config: RecipeConfig, where: str = "recipe config") -> None:
     """Every value, the corpus path and the synthetic corpus options; a ConfigError names the key."""
     validate_config(config, where)
-    if config.corpus.kind == "synthetic":
+    if config.video.features is not None:
+        features_info(config, where)
+    elif config.corpus.kind == "synthetic":
         synthetic_options(config.corpus, where)
     else:
         check_corpus_path(config.corpus.kind, config.corpus.path, f"{where}: corpus.path")
+
+
+def features_info(config: RecipeConfig, where: str = "recipe config") -> FrameFeaturesInfo:
+    """The ``features.json`` of ``video.features``, checked against the video section: features
+    extracted from pixels must come from the transform (``image_size``, ``resize``) that the saved
+    model will apply to raw video."""
+    key = f"{where}: video.features"
+    try:
+        info = read_frame_features_info(config.video.features)
+    except FrameFeaturesError as error:
+        raise ConfigError(f"{key}: {error}") from None
+    transform = info.transform
+    video = config.video
+    if transform is not None and (transform.get("size"), transform.get("resize")) != (
+        video.image_size,
+        video.resize,
+    ):
+        raise ConfigError(
+            f"{key}: the features were extracted at size {transform.get('size')}, resize "
+            f"{transform.get('resize')}; video.image_size {video.image_size} and video.resize {video.resize} "
+            "must match, since the saved model applies them to raw video"
+        )
+    return info
+
+
+def metric_language(config: RecipeConfig) -> str:
+    """The language BLEU / ROUGE-L tokenise for: the features corpus's (``video.features``), else
+    ``corpus.language``."""
+    if config.video.features is not None:
+        return features_info(config).language
+    return config.corpus.language
 
 
 def synthetic_options(section: CorpusSection, where: str = "recipe config") -> dict[str, Any]:
@@ -120,8 +160,7 @@ def check_or_record_config(
         clear_run_directory(paths)
     if paths.config.exists():
         return
-    paths.root.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(text, encoding="utf-8")
+    write_text_atomically(paths.config, text, "config")
 
 
 def records_config(paths: RunPaths, config: RecipeConfig) -> bool:
@@ -176,6 +215,24 @@ def clear_run_directory(paths: RunPaths) -> bool:
 
 
 # --- the corpus -------------------------------------------------------------------------------
+def load_training_corpus(
+    config: RecipeConfig, paths: RunPaths, state: PartialState, report: Report
+) -> DatasetDict:
+    """What the recipe trains on: the frame-features corpus of ``video.features`` (names, texts and
+    per-frame features; the corpus section is then not read), else :func:`load_corpus`."""
+    if config.video.features is None:
+        return load_corpus(config, paths, state, report)
+    corpus, info = load_frame_features(config.video.features)
+    missing = {"train", "validation", "test"} - set(corpus)
+    if missing:
+        raise ConfigError(f"video.features: {config.video.features} has no {sorted(missing)} split(s)")
+    report(
+        f"frame features ({info.feature_dim} per frame, backbone {info.backbone.get('source')}): "
+        + ", ".join(f"{split} {len(corpus[split])}" for split in ("train", "validation", "test"))
+    )
+    return corpus
+
+
 def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, report: Report) -> DatasetDict:
     """The configured corpus as train / validation / test splits."""
     section = config.corpus
@@ -184,7 +241,8 @@ def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, repo
         with state.main_process_first():
             if not manifest.exists():
                 report(f"generating the synthetic corpus ({section.synthetic_size}) in {paths.corpus}")
-                generate_synthetic_corpus(section, paths.corpus)
+                with atomic_folder(paths.corpus, "corpus") as folder:
+                    generate_synthetic_corpus(section, folder)
             corpus = load_sign_corpus(manifest, on_error=section.on_error)
     elif section.path is None:
         raise ConfigError(f"corpus.path is required for corpus.kind={section.kind!r}")
@@ -221,13 +279,14 @@ def load_gloss_rendered_corpus(
                 **section.rendering_options,
             }
             try:
-                make_gloss_rendered_corpus(
-                    section.path,
-                    paths.corpus,
-                    on_error=section.on_error,
-                    show_progress=progress_enabled(),
-                    **options,
-                )
+                with atomic_folder(paths.corpus, "corpus") as folder:
+                    make_gloss_rendered_corpus(
+                        section.path,
+                        folder,
+                        on_error=section.on_error,
+                        show_progress=progress_enabled(),
+                        **options,
+                    )
             except TypeError as error:
                 raise ConfigError(f"corpus.rendering_options: {error}") from None
         return load_sign_corpus(manifest, on_error=section.on_error)
