@@ -13,7 +13,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import feature_twin_ablation as experiment  # noqa: E402
-import feature_twin_report as report  # noqa: E402
 
 
 def write_run(folder: Path, dev_r1: float, test_bleu4: float, test_rouge_l: float) -> None:
@@ -31,7 +30,7 @@ def write_run(folder: Path, dev_r1: float, test_bleu4: float, test_rouge_l: floa
 
 def write_trajectories(folder: Path, shares: tuple[float, float, float, float]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    report_json = {"shares": dict(zip(report.TRAJECTORY_CATEGORIES, shares, strict=True))}
+    report_json = {"shares": dict(zip(experiment.TRAJECTORY_CATEGORIES, shares, strict=True))}
     report_json["consistently_pushed_share"] = 0.5
     (folder / "trajectories.json").write_text(json.dumps(report_json))
 
@@ -65,7 +64,7 @@ def test_the_report_pairs_runs_of_one_seed_and_draws_the_sweep(tmp_path: Path) -
     (root / "corpora" / "d0.50" / "features.json").write_text(
         json.dumps({"splits": {"train": 7096, "validation": 519, "test": 642}})
     )
-    results = report.collect_results(
+    results = experiment.collect_results(
         root,
         recorded_settings([0, 1, 2], [0.8]),
         experiment.run_dir,
@@ -77,14 +76,14 @@ def test_the_report_pairs_runs_of_one_seed_and_draws_the_sweep(tmp_path: Path) -
     assert {"seed", "variant", "difficulty", "dev_r1", "dev_bleu4", "test_bleu4", "test_rouge_l"} <= set(
         results["runs"][0]
     )
-    points = {point["difficulty"]: point for point in report.sweep_points(results)}
+    points = {point["difficulty"]: point for point in experiment.sweep_points(results)}
     assert points[0.5]["paired_seeds"] == [0, 1]
     assert points[0.5]["delta_test_bleu4"]["mean"] == pytest.approx(2.0)
     # 95 % t-interval with 1 degree of freedom: 12.706 * std / sqrt(2), std = sqrt(2).
     assert points[0.5]["delta_test_bleu4"]["ci95"] == pytest.approx(12.706)
     assert points[0.8]["delta_test_bleu4"]["mean"] == pytest.approx(-2.0)
     assert points[0.5]["random_dev_r1"]["mean"] == pytest.approx((30 + 31 + 35) / 3)
-    text = report.write_report(results, root, experiment.run_dir, experiment.VARIANTS)
+    text = experiment.write_report(results, root, experiment.run_dir, experiment.VARIANTS)
     assert "| ps_log | 2 | +0.50 [-5.85, +6.85] | " in text and "+2.00 [-10.71, +14.71]" in text
     assert "| 0.80 |" in text and "-2.00" in text
     assert "| cico | 2 | 40.00 ± 0.00 % |" in text
