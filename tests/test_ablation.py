@@ -1,31 +1,22 @@
-"""The ablation command (benchmarks/ablation.py): its configs and, at smoke scale, the whole path."""
+"""The ablation command (``python -m benchmarks.experiments.ablation``): its configs and, at smoke
+scale, the whole path."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "ablation.py"
+from benchmarks.experiments import ablation
+from benchmarks.harness import module_command, module_environment
 
-
-def load_ablation():
-    spec = importlib.util.spec_from_file_location("ablation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ablation"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+MODULE = "benchmarks.experiments.ablation"
 
 
 def test_runs_sharing_a_reference_run_differ_only_in_stage_scl() -> None:
-    ablation = load_ablation()
     scale = ablation.SCALES["full"]
     for variant in ablation.VARIANTS.values():
         reference = ablation.reference_key(variant)
@@ -39,7 +30,6 @@ def test_runs_sharing_a_reference_run_differ_only_in_stage_scl() -> None:
 
 
 def test_overrides_reach_every_run_and_bad_ones_are_refused() -> None:
-    ablation = load_ablation()
     scale = ablation.SCALES["smoke"]
     config = ablation.variant_config(ablation.VARIANTS["ps_sqrt"], 0, scale, {"translate.epochs": 3})
     assert config.translate.epochs == 3.0 and config.scl.schedule == "sqrt"
@@ -51,9 +41,11 @@ def test_overrides_reach_every_run_and_bad_ones_are_refused() -> None:
 @pytest.mark.slow
 def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
     out = tmp_path / "ablation"
-    command = [sys.executable, str(SCRIPT), "--output-dir", str(out), "--scale", "smoke", "--seeds", "0", "1"]
-    command += ["--variants", "random,ps_hard,ps_log_mean", "--jobs", "2"]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    options = ["--output-dir", str(out), "--scale", "smoke", "--seeds", "0", "1"]
+    command = module_command(MODULE, [*options, "--variants", "random,ps_hard,ps_log_mean", "--jobs", "2"])
+    finished = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=module_environment()
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     summary = json.loads((out / "ablation.json").read_text())
     assert set(summary["runs"]) == {"random", "ps_hard", "ps_log_mean"}
@@ -86,8 +78,7 @@ def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
     earlier_file.write_text(json.dumps(first))
     again = tmp_path / "continued"
     command = [
-        sys.executable,
-        str(SCRIPT),
+        *module_command(MODULE, []),
         "--output-dir",
         str(again),
         "--scale",
@@ -103,7 +94,9 @@ def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
         "--earlier-results",
         str(earlier_file),
     ]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    finished = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=module_environment()
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     continued = json.loads((again / "ablation.json").read_text())
     earlier = continued["settings"]["earlier_results"]
@@ -124,7 +117,6 @@ def test_smoke_ablation_writes_the_table_from_real_runs(tmp_path) -> None:
 
 
 def test_earlier_results_are_checked_against_this_config_and_read(tmp_path) -> None:
-    ablation = load_ablation()
     scale = ablation.SCALES["smoke"]
     recorded = ablation.variant_config(ablation.VARIANTS["ps_log"], 0, scale).to_dict()
     recorded["scl"]["epochs"] = 7.0

@@ -1,26 +1,19 @@
-"""Smoke tests of the benchmark scripts with tiny settings (the small model, a few frames)."""
+"""Smoke tests of the benchmarks with tiny settings (the small model, a few frames), and the package's
+layout: modules run as ``python -m benchmarks.NAME``, share one harness, and import no other benchmark."""
 
 from __future__ import annotations
 
-import importlib.util
+import ast
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 
+from benchmarks import data_loading, gpu_check, inference, pair_selection, speed_switches, training_throughput
+from benchmarks.harness import read_records
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def load_script(name: str) -> ModuleType:
-    """Import ``benchmarks/<name>.py`` as a module."""
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -32,13 +25,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def read_records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def test_training_throughput_records(tmp_path: Path) -> None:
     output = tmp_path / "train.jsonl"
-    load_script("bench_training_throughput").main(
+    training_throughput.main(
         [
             *("--models", "small", "--frames", "8", "--short-frames", "4", "--small-batch-sizes", "2"),
             *("--repeats", "1", "--warmup", "0", "--output", str(output), "--in-process"),
@@ -55,7 +44,7 @@ def test_training_throughput_records(tmp_path: Path) -> None:
 
 def test_inference_records(tmp_path: Path) -> None:
     output = tmp_path / "inference.jsonl"
-    load_script("bench_inference").main(
+    inference.main(
         [
             *("--models", "small", "--frames", "8", "--new-tokens", "2", "--small-batch-sizes", "1"),
             *("--repeats", "1", "--output", str(output), "--in-process"),
@@ -78,7 +67,7 @@ def test_inference_records(tmp_path: Path) -> None:
 
 def test_pair_selection_records(tmp_path: Path) -> None:
     output = tmp_path / "pair_selection.jsonl"
-    load_script("bench_pair_selection").main(
+    pair_selection.main(
         [
             *("--parts", "dense-cico,sparse", "--num-samples", "120", "--snapshots", "3"),
             *("--num-candidates", "8", "--cico-rows", "16", "--cico-rounds", "2", "--cico-tiles", "4x8,8x8"),
@@ -98,7 +87,7 @@ def test_pair_selection_records(tmp_path: Path) -> None:
 
 def test_data_loading_records(tmp_path: Path) -> None:
     output = tmp_path / "data_loading.json"
-    load_script("bench_data_loading").main(
+    data_loading.main(
         [
             *("--clips", "2", "--frames", "4", "--workers", "0", "--presets", "small"),
             *("--repeats", "1", "--device", "cpu", "--output", str(output)),
@@ -113,3 +102,111 @@ def test_data_loading_records(tmp_path: Path) -> None:
     assert records["device_transform", None]["frames"] == 8
     assert 0 < records["train_step", None]["transform_share_of_step"] < 1
     assert payload["machine"]["torch"] == torch.__version__
+
+
+def test_a_switch_variant_out_of_gpu_memory_is_recorded_and_the_others_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = speed_switches.variant_step
+
+    def plain_runs_out(trainer, optimizer, batch, variant) -> None:
+        if variant == speed_switches.PLAIN:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        step(trainer, optimizer, batch, variant)
+
+    monkeypatch.setattr(speed_switches, "variant_step", plain_runs_out)
+    output = tmp_path / "switches.json"
+    speed_switches.main(
+        [
+            *("--switch-model", "small", "--switch-image-size", "16", "--switch-frame-counts", "8,4"),
+            *("--switch-variants", "plain,ours", "--switch-parts", "switches", "--repeats", "2"),
+            *("--warmup", "0", "--output", str(output), "--in-process"),
+        ]
+    )
+    records = {r["variant"]: r for r in json.loads(output.read_text())["records"] if "variant" in r}
+    assert records["plain"]["error"].startswith("out of memory in round 0: CUDA out of memory")
+    assert len(records["ours"]["step_s_all"]) == 2 and records["ours"]["speedup_vs_plain"] is None
+
+
+# --- the GPU check, at tiny shapes on this machine's CPU --------------------------------------------
+@pytest.mark.slow
+def test_gpu_check_runs_every_part_at_tiny_shapes(tmp_path: Path) -> None:
+    output = tmp_path / "gpu_check.json"
+    gpu_check.main(["--device", "cpu", "--tiny", "--output", str(output)])
+    document = json.loads(output.read_text(encoding="utf-8"))
+    parts = document["parts"]
+    assert list(parts) == [part.name for part in gpu_check.PARTS]
+    failed = {name: part.get("output_tail") for name, part in parts.items() if part["status"] != "ok"}
+    assert not failed, failed
+    steps = {r["variant"]: r for r in parts["training step"]["records"] if r["measure"] == "switches"}
+    assert (steps["plain"]["cnn_frames"], steps["ours"]["cnn_frames"]) == (16, 12)
+    assert steps["ours"]["switches"]["bf16"] is False  # fp32 on a CPU, and the JSON says why
+    assert "bf16 autocast in ours" in parts["training step"]["skipped"]
+    assert "backbone compiled" in parts["training step"]["skipped"]
+    large = [r for r in parts["training step, large batch"]["records"] if r["measure"] == "switches"]
+    assert [r["variant"] for r in large] == ["plain", "ours"] and large[0]["frame_counts"] == [4, 4, 4]
+    for name in ("plan", "plan, paper shape"):
+        (record,) = parts[name]["records"]
+        assert record["case"] == "tiny-test" and 0.75 <= record["ratio"] <= 1.25, record
+        assert "CUDA peak" in parts[name]["skipped"]
+    latency = [r for r in parts["pipeline latency"]["records"] if r["measure"] == "latency"]
+    assert {r["precision"] for r in latency} == {"fp32"} and all(r["seconds_median"] > 0 for r in latency)
+    assert "bf16 autocast" in parts["pipeline latency"]["skipped"]
+    summary = document["summary"]
+    assert summary["training step"]["ours_speedup_vs_plain"] > 0
+    assert summary["plan"]["estimate_over_measured_min"] > 0
+    assert summary["pipeline latency, one clip, inference_mode"]
+    assert document["machine"]["torch"] == torch.__version__ and document["wall_s"] <= document["budget_s"]
+
+
+def test_gpu_check_leaves_out_what_the_budget_cannot_hold(tmp_path: Path) -> None:
+    output = tmp_path / "gpu_check.json"
+    gpu_check.main(["--device", "cpu", "--tiny", "--budget-s", "2", "--output", str(output)])
+    parts = json.loads(output.read_text(encoding="utf-8"))["parts"]
+    assert {part["status"] for part in parts.values()} == {"not run"}
+
+
+def test_gpu_check_kills_a_part_that_runs_past_its_time() -> None:
+    command = gpu_check.module_command("benchmarks.gpu_check_missing_module", [])
+    assert gpu_check.run_process(command, 60)[0] == "failed"
+    status, code, _ = gpu_check.run_process(["sleep", "30"], 1)
+    assert (status, code) == ("timed out", None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal without a GPU")
+def test_gpu_check_refuses_cuda_without_a_gpu(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_check.parse_args(["--device", "cuda"])
+    assert exit_info.value.code == 2 and "--device cuda" in capsys.readouterr().err
+
+
+# --- the package's layout -------------------------------------------------------------------------
+SHARED = {"benchmarks.harness", "benchmarks.workloads", "benchmarks.experiments.ablation_report"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth (functions and ``TYPE_CHECKING`` blocks too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module if node.level == 0 else f"<relative>.{node.module}")
+    return names
+
+
+def test_benchmarks_import_only_the_shared_modules_and_never_edit_the_path() -> None:
+    modules = sorted(BENCHMARKS.rglob("*.py"))
+    assert len(modules) > 10
+    for path in modules:
+        name = ".".join(path.relative_to(BENCHMARKS.parent).with_suffix("").parts)
+        text = path.read_text(encoding="utf-8")
+        assert "sys.path" not in text, f"{name} edits sys.path"
+        ours = {m for m in imported_modules(path) if m.startswith(("benchmarks", "<relative>"))}
+        assert ours <= SHARED, f"{name} imports {sorted(ours - SHARED)}"
+        if name in SHARED:
+            assert ours <= {"benchmarks.harness"}, f"{name}: a shared module imports only the harness"
+        elif not name.endswith("__init__"):
+            assert 'if __name__ == "__main__":' in text, f"{name} does not run as python -m {name}"
+    experiments = {path.stem for path in (BENCHMARKS / "experiments").glob("*.py")}
+    assert {"ablation", "gloss_oracle", "rehearsal_real_scale"} <= experiments

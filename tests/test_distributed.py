@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests._distributed_worker import NUM_SAMPLES
+from tests._launch import run_two_gloo_processes
 from tests.test_trainer import tiny_corpus
 from trainers.method.sampler import PSCurriculumBatchSampler
 
@@ -20,26 +18,7 @@ WORKER = Path(__file__).with_name("_distributed_worker.py")
 
 @pytest.mark.slow
 def test_two_processes_draw_disjoint_shares_of_the_same_curriculum(tmp_path) -> None:
-    launcher = shutil.which("accelerate")
-    assert launcher, "accelerate's launcher must be installed with the project"
-    # `--cpu` would silently run one process; --multi_gpu with use_cpu=True gives 2 gloo ranks.
-    command = [
-        launcher,
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        str(WORKER),
-        str(tmp_path),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    result = run_two_gloo_processes(WORKER, str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
 
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -9,15 +9,13 @@ epoch ran epoch 0's curriculum.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests._distributed_resume_worker import EPOCHS, NUM_SAMPLES, SCHEDULE, STOP_STEP, scores
+from tests._launch import run_two_gloo_processes
 from tests.test_trainer import tiny_corpus
 from trainers.method.sampler import PSCurriculumBatchSampler
 
@@ -25,15 +23,7 @@ WORKER = Path(__file__).with_name("_distributed_resume_worker.py")
 
 
 def launch(out_dir: Path, mode: str) -> None:
-    launcher = shutil.which("accelerate")
-    assert launcher, "accelerate's launcher must be installed with the project"
-    # `--cpu` would silently run one process; --multi_gpu with use_cpu=True gives 2 gloo ranks.
-    command = [
-        *(launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"),
-        *("--mixed_precision", "no", "--dynamo_backend", "no", str(WORKER), str(out_dir), mode),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    result = run_two_gloo_processes(WORKER, str(out_dir), mode)
     assert result.returncode == 0, result.stderr[-4000:]
 
 

@@ -7,9 +7,6 @@ Fast tests simulate processes with threads (the share and gather logic); the slo
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tests import _distributed_snapshot_worker as worker
+from tests._launch import run_two_gloo_processes
 from tests.test_trainer import collators, make_trainer, tiny_corpus, tiny_model
 from trainers.application import recipe
 from trainers.application.recipe_config import RecipeConfig
@@ -287,15 +285,7 @@ def test_reference_analysis_computes_on_the_accelerator_device(tmp_path, monkeyp
 # --- two real processes ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_two_processes_share_snapshots_and_analysis_with_one_process_results(tmp_path) -> None:
-    launcher = shutil.which("accelerate")
-    assert launcher, "accelerate's launcher must be installed with the project"
-    # `--cpu` would silently run one process; --multi_gpu with use_cpu=True gives 2 gloo ranks.
-    command = [
-        launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", str(WORKER), str(tmp_path),
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    result = run_two_gloo_processes(WORKER, str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [rank["world_size"] for rank in ranks] == [2, 2]

@@ -47,9 +47,11 @@ def knob_model(**overrides: Any) -> SclSltForSignTranslation:
     return SclSltForSignTranslation(config).train()
 
 
-def training_step(model: SclSltForSignTranslation) -> dict[str, Any]:
-    """Forward + backward of translation + contrastive loss; what it gave and kept for backward."""
+def training_step(model: SclSltForSignTranslation, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """Forward + backward of translation + contrastive loss; what it gave and kept for backward.
+    ``dtype``: the pixels' (float64 for a model made double as a reference)."""
     pixels, mask = video_batch(LENGTHS)
+    pixels = pixels.to(dtype)
     saved: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -296,10 +298,11 @@ def test_paper_configs_pick_auto_and_stay_overridable(monkeypatch, name: str) ->
 
 # --- the benchmark's side-by-side mode ------------------------------------------------------------
 def test_the_benchmark_compares_the_knobs(tmp_path) -> None:
-    from tests.test_benchmarks import load_script, read_records
+    from benchmarks import training_throughput
+    from benchmarks.harness import read_records
 
     output = tmp_path / "knobs.jsonl"
-    load_script("bench_training_throughput").main(
+    training_throughput.main(
         [
             *("--memory-knobs", "--frames", "8", "--short-frames", "4", "--knob-image-size", "32"),
             *("--knob-chunk-size", "4", "--repeats", "1", "--warmup", "0", "--output", str(output)),

@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
+from benchmarks import plan as plan_benchmark
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
-from tests.test_benchmarks import load_script
 from tests.test_cli import cli_calls_in_a_fresh_process, one_error_line
 from trainers.application import plan as plan_module
 from trainers.application.cli import main
@@ -194,18 +194,34 @@ def test_plan_help_and_argument_errors_import_nothing_heavy(tmp_path: Path) -> N
         ("reference", "backbone chunks + checkpointing"),
         ("scl", "plain"),
         ("scl", "all knobs"),
-        ("translate", "bf16 autocast"),
     ],
 )
 def test_the_activation_estimate_is_within_25_percent_of_a_real_step(stage: str, setting: str) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # on a loaded box, waiting for a second thread costs seconds per step
     try:
-        record = load_script("bench_plan").compare("tiny-test", stage, setting)
+        record = plan_benchmark.compare("tiny-test", stage, setting)
     finally:
         torch.set_num_threads(threads)
     assert record["measured_bytes"] > 4 * MIB, "the step must be larger than the allocator's fixed buffers"
     assert 0.75 <= record["ratio"] <= 1.25, record
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_a_cpu_plan_says_that_its_autocast_memory_is_not_estimated(
+    small_config_file: Path, precision: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    device = plan_module.plan_device(precision)
+    assert device.kind == "cpu" and device.autocast is None  # every row an fp32 estimate
+    assert device.note == (
+        f"no GPU given or found; precision {precision} on a CPU: its memory is not estimated (CPU "
+        "autocast kernels allocate differently from one processor to another), the rows are fp32 estimates"
+    )
+    config = RecipeConfig.from_yaml(small_config_file, {"precision": precision})
+    text = format_plan(make_plan(config, device))
+    assert device.note in text and "(bf16)" not in text and "(fp16)" not in text
+    assert plan_module.plan_device("fp32").note == "no GPU given or found"
 
 
 def test_many_backbone_chunks_are_extrapolated_from_few() -> None:

@@ -1,4 +1,5 @@
-"""The real-scale rehearsal (benchmarks/rehearsal_real_scale.py): its checks, and its whole path, small.
+"""The real-scale rehearsal (``python -m benchmarks.experiments.rehearsal_real_scale``): its checks,
+and its whole path, small.
 
 The slow test runs the script as a user does, on the first 48 real PHOENIX-2014T train videos
 and 8 dev and test videos: 2 gloo processes, stage scl interrupted after step 1 of 3 and resumed
@@ -10,16 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks.experiments import rehearsal_real_scale
+from benchmarks.harness import module_command, module_environment
 from tests._shared_data import shared_path
-from tests.test_benchmarks import load_script
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rehearsal_real_scale.py"
 
 
 def consistent_records(k: int, steps: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -58,18 +56,17 @@ def consistent_records(k: int, steps: int) -> tuple[list[dict[str, Any]], list[d
 
 
 def test_the_checks_pass_a_consistent_run_and_name_what_differs(tmp_path) -> None:
-    rehearsal = load_script("rehearsal_real_scale")
     (tmp_path / "scl").mkdir()
     (tmp_path / "scl" / "DONE").write_text("{}")
     first, resumed = consistent_records(k=2, steps=5)
-    checks = rehearsal.run_checks(first, resumed, 2, 5, tmp_path, saved=True)
+    checks = rehearsal_real_scale.run_checks(first, resumed, 2, 5, tmp_path, saved=True)
     failed = [name for name, check in checks.items() if not check["ok"]]
     assert failed == ["final model on disk has the ranks' parameters"]  # no model folder here
 
     resumed[1]["stages"]["scl"]["evaluations"][0]["model"] = "BatchNorm statistics of rank 1"
     resumed[0]["stages"]["scl"]["start_global_step"] = 0  # restarted instead of resumed
     first[1]["stages"]["scl"]["steps_trained"] = [1, 2, 3]  # trained past the interruption
-    checks = rehearsal.run_checks(first, resumed, 2, 5, tmp_path, saved=True)
+    checks = rehearsal_real_scale.run_checks(first, resumed, 2, 5, tmp_path, saved=True)
     failed = {name for name, check in checks.items() if not check["ok"]}
     assert failed >= {
         "resume/scl: dev metrics and evaluated model (with buffers) equal on both ranks",
@@ -82,11 +79,11 @@ def test_the_checks_pass_a_consistent_run_and_name_what_differs(tmp_path) -> Non
 def test_a_small_rehearsal_interrupts_resumes_and_ends_equal_on_both_ranks(tmp_path) -> None:
     annotations, tokenizer = shared_path("phoenix2014t"), shared_path("mbart-cc25-trimmed-de")
     command = [
-        *(sys.executable, str(SCRIPT), "--output-dir", str(tmp_path)),
+        *module_command("benchmarks.experiments.rehearsal_real_scale", ["--output-dir", str(tmp_path)]),
         *("--annotations", str(annotations), "--tokenizer", str(tokenizer)),
         *("--train-videos", "48", "--eval-videos", "8", "--batch-size", "8"),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=module_environment())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     report = json.loads((tmp_path / "rehearsal.json").read_text(encoding="utf-8"))

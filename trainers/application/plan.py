@@ -174,7 +174,6 @@ def estimate_row(
             get_stage(stage),
             plan_shape(config, stage, batch_size),
             knobs.autocast_dtype,
-            autocast_policy="cpu" if device.kind == "cpu" else "cuda",
             label_smoothing=smoothing,
         )
     if device.count > 1:  # DDP keeps a bucket copy of every trainable parameter's gradient

@@ -61,10 +61,21 @@ def plan_device(
     precision: str, gpus: int | None = None, gpu_memory_gib: float | None = None, name: str | None = None
 ) -> PlanDevice:
     """The device of a planned run: ``gpus`` GPUs of ``gpu_memory_gib`` (either given implies a GPU),
-    else this machine's (its GPU when CUDA is available, else its CPU, whose memory is not checked)."""
+    else this machine's (its GPU when CUDA is available, else its CPU, whose memory is not checked).
+
+    On a CPU every row is an fp32 estimate: what bf16 or fp16 autocast allocates there depends on the
+    processor's kernels (those without bf16 instructions convert through float32 buffers), and the
+    note says so.
+    """
     local = torch.cuda.is_available()
     if gpus is None and gpu_memory_gib is None and not local:
-        return PlanDevice("cpu", name=name, autocast=cpu_autocast(precision), note="no GPU given or found")
+        note = "no GPU given or found"
+        if precision in ("bf16", "fp16"):
+            note += (
+                f"; precision {precision} on a CPU: its memory is not estimated (CPU autocast kernels "
+                "allocate differently from one processor to another), the rows are fp32 estimates"
+            )
+        return PlanDevice("cpu", name=name, note=note)
     memory = None if gpu_memory_gib is None else int(gpu_memory_gib * GIB)
     note = ""
     if local:
@@ -89,11 +100,6 @@ def local_device(precision: str) -> PlanDevice:
 def precision_autocast(precision: str) -> str | None:
     """``"fp32"`` → None, ``"bf16"`` / ``"fp16"`` as they are."""
     return None if precision == "fp32" else precision
-
-
-def cpu_autocast(precision: str) -> str | None:
-    """The autocast of a CPU run: ``auto`` is fp32 there (see ``stage_arguments.resolved_precision``)."""
-    return None if precision in ("auto", "fp32") else precision
 
 
 # --- the model and the batch ------------------------------------------------------------------

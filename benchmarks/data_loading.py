@@ -15,7 +15,7 @@ loads it with `load_phoenix2014t`, and times, in one run:
 * one training step (forward, backward, AdamW) of the `small` and `paper` presets on a batch of
   the same shape, and the transform's share of step + transform.
 
-    python benchmarks/bench_data_loading.py --clips 16 --frames 112 --output results.json
+    python -m benchmarks.data_loading --clips 16 --frames 112 --output results.json
 
 Prints one JSON object per measurement (``--output`` also writes them, with the machine, to one
 JSON file). Frames are the synthetic corpus's renderer upscaled, plus mild noise (real camera
@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,6 +37,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from benchmarks.harness import load_average, machine_info, time_call, time_interleaved
 from datasets_scripts import SignTranslationCollator, VideoTransform, load_phoenix2014t
 from datasets_scripts.synthetic import make_signers, render_clip, sample_sentence
 from modeling_scl_slt import SclSltForSignTranslation
@@ -117,23 +116,12 @@ def loader_frames_per_second(dataset, collator, batch_size: int, workers: int) -
     return frames / seconds, round(nbytes / frames)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def device_transform_seconds(batch: dict, device: torch.device, repeats: int) -> float:
     """Median seconds of the training-mode device transform on one collated uint8 batch."""
     transform = VideoTransform(train=True)
     pixels, mask = batch["pixel_values"].to(device), batch["attention_mask"].to(device)
-    times = []
-    for _ in range(repeats + 1):  # a warm-up call, then the timed ones
-        synchronize(device)
-        start = time.perf_counter()
-        transform.apply(pixels, mask)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+    times = time_interleaved({"apply": lambda: transform.apply(pixels, mask)}, device, repeats)  # 1 warm-up
+    return statistics.median(times["apply"])
 
 
 def step_seconds(preset: str, tokenizer, batch: dict, device: torch.device) -> tuple[float, float]:
@@ -142,41 +130,17 @@ def step_seconds(preset: str, tokenizer, batch: dict, device: torch.device) -> t
     model = SclSltForSignTranslation(config_for_tokenizer(preset, tokenizer, "de_DE")).to(device).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     batch = {key: value.to(device) for key, value in batch.items()}
-    times = []
-    for _ in range(2):  # a warm-up step, then the timed one
-        synchronize(device)
-        start = time.perf_counter()
+
+    def step() -> None:
         out = model(**batch)
         targets = torch.arange(out.similarity_per_video.shape[0], device=device)
         contrastive = torch.nn.functional.cross_entropy(out.logit_scale * out.similarity_per_video, targets)
         (out.loss + contrastive).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
+
+    times = [time_call(step, device) for _ in range(2)]  # a warm-up step, then the timed one
     return times[-1], sum(p.numel() for p in model.parameters()) / 1e6
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or "cpu"
-
-
-def machine(device: torch.device) -> dict:
-    return {
-        "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "date": time.strftime("%Y-%m-%d"),
-        "load_average_1_5_15_min": [round(value, 2) for value in os.getloadavg()],
-    }
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -262,8 +226,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             )
     if args.output:
         command = " ".join(sys.argv[1:] if argv is None else argv)
-        summary = {"command": f"python benchmarks/bench_data_loading.py {command}"}
-        payload = {**summary, "machine": machine(device), "records": records}
+        summary = {"command": f"python -m benchmarks.data_loading {command}"}
+        machine = {**machine_info(device), "load_average_1_5_15_min": load_average()}
+        payload = {**summary, "machine": machine, "records": records}
         args.output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return records
 

@@ -1,8 +1,8 @@
 """The selective-contrastive ablation, in one command, on the synthetic corpus or the PHOENIX twin.
 
-    python benchmarks/ablation.py --output-dir ablation-run                    # synthetic (about 30 min)
-    python benchmarks/ablation.py --output-dir twin-run --scale twin --seeds 0 1 2 3 4  # PHOENIX twin
-    python benchmarks/ablation.py --output-dir smoke --scale smoke             # the same path in a minute
+    python -m benchmarks.experiments.ablation --output-dir ablation-run   # synthetic (about 30 min)
+    python -m benchmarks.experiments.ablation --output-dir twin-run --scale twin --seeds 0 1 2 3 4
+    python -m benchmarks.experiments.ablation --output-dir smoke --scale smoke  # the same path in a minute
 
 Corpora: the duplicate-rich synthetic corpus (``full``, ``smoke``), or the PHOENIX-2014T twin
 (``twin``, ``twin-smoke``): the real annotations of ``../shared/data/phoenix2014t`` rendered by
@@ -47,7 +47,6 @@ import dataclasses
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -58,16 +57,12 @@ from typing import Any, Literal
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from ablation_report import EarlierRuns, finished_seeds, markdown, summarise  # noqa: E402
-
-from datasets_scripts import DUPLICATE_RICH  # noqa: E402
-from trainers.application.cli import parse_overrides  # noqa: E402
-from trainers.application.demo import demo_config  # noqa: E402
-from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass  # noqa: E402
+from benchmarks.experiments.ablation_report import EarlierRuns, finished_seeds, markdown, read_run, summarise
+from benchmarks.harness import REPO_ROOT as REPO
+from datasets_scripts import DUPLICATE_RICH
+from trainers.application.cli import parse_overrides
+from trainers.application.demo import demo_config
+from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass
 
 TWIN_CONFIG = REPO / "configs" / "phoenix2014t_twin.yaml"
 PHOENIX_ANNOTATIONS = REPO.parent / "shared" / "data" / "phoenix2014t"
@@ -432,8 +427,6 @@ def config_differences(recorded: dict[str, Any], current: dict[str, Any], prefix
 
 def reproduction_check(root: Path, earlier: EarlierRuns) -> dict[str, Any]:
     """The earlier metrics of each rerun ``random`` run next to this call's, and the largest gap."""
-    from ablation_report import read_run
-
     check: dict[str, Any] = {}
     for seed, metrics in earlier.metrics.get("random", {}).items():
         path = run_dir(root, seed, VARIANTS["random"]) / "metrics.json"

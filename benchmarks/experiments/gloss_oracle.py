@@ -1,6 +1,6 @@
 """The gloss oracle (Gloss2Text): the twin's decoder family reading the gold glosses as text.
 
-    python benchmarks/gloss_oracle.py --output results/gloss_oracle.json [--train-videos 1500]
+    python -m benchmarks.experiments.gloss_oracle --output results/gloss_oracle.json [--train-videos 1500]
 
 It bounds what the video side of the PHOENIX twin can reach: the twin renders every gloss as a
 sign, so a perfect video encoder could at best recover the gloss sequence. The model is the
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,11 @@ from transformers import (
     Seq2SeqTrainingArguments,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from modeling_scl_slt.decoding_scl_slt import decode_generated  # noqa: E402
-from modeling_scl_slt.modeling_scl_slt import shift_tokens_right  # noqa: E402
-from trainers.application.tokenization import config_for_tokenizer  # noqa: E402
-from trainers.metrics import compute_translation_metrics  # noqa: E402
+from benchmarks.harness import REPO_ROOT as REPO
+from modeling_scl_slt.decoding_scl_slt import decode_generated
+from modeling_scl_slt.modeling_scl_slt import shift_tokens_right
+from trainers.application.tokenization import config_for_tokenizer
+from trainers.metrics import compute_translation_metrics
 
 TWIN_CONFIG = REPO / "configs" / "phoenix2014t_twin.yaml"
 SPLITS = ("train", "validation", "test")

@@ -1,8 +1,8 @@
 """A real-scale rehearsal: the recipe on 2 processes (gloo, CPU) at the real PHOENIX-2014T split sizes.
 
-    python benchmarks/rehearsal_real_scale.py --output-dir rehearsal-run          # all 8,257 videos
-    python benchmarks/rehearsal_real_scale.py --output-dir smoke --train-videos 48 --eval-videos 8 \\
-        --batch-size 8                                                           # the same path, small
+    python -m benchmarks.experiments.rehearsal_real_scale --output-dir rehearsal-run  # all 8,257 videos
+    python -m benchmarks.experiments.rehearsal_real_scale --output-dir smoke --train-videos 48 \\
+        --eval-videos 8 --batch-size 8                                                  # the same path, small
 
 What runs:
 
@@ -56,7 +56,6 @@ import resource
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -65,12 +64,11 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass  # noqa: E402
-from trainers.application.run_paths import RunPaths  # noqa: E402
-from trainers.application.stage_arguments import optimizer_steps_per_epoch  # noqa: E402
+from benchmarks.harness import REPO_ROOT as REPO
+from benchmarks.harness import cpu_model, module_environment
+from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass
+from trainers.application.run_paths import RunPaths
+from trainers.application.stage_arguments import optimizer_steps_per_epoch
 
 TWIN_CONFIG = REPO / "configs" / "phoenix2014t_twin.yaml"
 SHARED_DATA = Path(os.environ.get("SCL_SLT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -368,18 +366,17 @@ def free_port() -> int:
 
 def launch(args: argparse.Namespace, phase: str) -> float:
     """Launch the 2 worker processes of one phase; returns the launch's wall time in seconds."""
-    launcher = shutil.which("accelerate")
-    if launcher is None:
-        raise SystemExit("accelerate's launcher is not on PATH: install the project's dependencies")
+    # accelerate's launcher through this interpreter: the venv need not be on PATH
     command = [
-        *(launcher, "launch", "--multi_gpu", "--num_processes", str(NUM_PROCESSES), "--num_machines", "1"),
+        *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"),
+        *("--num_processes", str(NUM_PROCESSES), "--num_machines", "1"),
         *("--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port())),
-        *(str(Path(__file__).resolve()), "--worker", phase, "--output-dir", str(args.output_dir)),
+        *("--module", __spec__.name, "--worker", phase, "--output-dir", str(args.output_dir)),
     ]
     if args.interrupt_step is not None:
         command += ["--interrupt-step", str(args.interrupt_step)]
     # --multi_gpu with no GPU visible gives gloo processes on the CPU (`--cpu` would run one process).
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**module_environment(), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     log = args.output_dir / f"launch-{phase}.log"
     print(f"{time.strftime('%H:%M:%S')} launch {phase!r}: 2 processes, output in {log}", flush=True)
     start = time.perf_counter()
@@ -511,15 +508,9 @@ def machine() -> dict[str, Any]:
     import torch
     import transformers
 
-    model = ""
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": round(memory, 1),
         "platform": platform.platform(),

@@ -1,7 +1,7 @@
 """The activation estimate of ``scl-slt plan`` against measured peaks, per stage and knob setting.
 
-    python benchmarks/bench_plan.py                  # CPU, reduced shapes (results/plan_cpu.json)
-    python benchmarks/bench_plan.py --device cuda    # a GPU (results/plan_cuda.json)
+    python -m benchmarks.plan                  # CPU, reduced shapes (results/plan_cpu.json)
+    python -m benchmarks.plan --device cuda    # a GPU (results/plan_cuda.json)
 
 What is compared, for each case, stage (reference, scl, translate) and setting (plain fp32, the
 backbone in checkpointed chunks, mBART gradient checkpointing, bf16 autocast, all of them):
@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,11 +33,9 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from modeling_scl_slt import SclSltConfig  # noqa: E402
-from trainers.application.memory_estimate import (  # noqa: E402
+from benchmarks.harness import RESULTS_DIR, machine_info, start_memory_window, synchronize, window_peak
+from modeling_scl_slt import SclSltConfig
+from trainers.application.memory_estimate import (
     MemoryKnobs,
     StepShape,
     build_stage_model,
@@ -48,9 +44,9 @@ from trainers.application.memory_estimate import (  # noqa: E402
     stage_loss,
     step_batch,
 )
-from trainers.application.plan_inputs import quiet_libraries  # noqa: E402
-from trainers.application.recipe_config import LoraSection  # noqa: E402
-from trainers.training.stages import STAGES, get_stage  # noqa: E402
+from trainers.application.plan_inputs import quiet_libraries
+from trainers.application.recipe_config import LoraSection
+from trainers.training.stages import STAGES, get_stage
 
 LABEL_SMOOTHING = 0.2
 
@@ -72,6 +68,9 @@ CASES = {
     "small": Case("small", 1000, StepShape(4, 32, 64, 24)),
     # the paper's shape at 3 layers (ResNet-18, d_model 1024), with the paper's LoRA
     "gfslt-lora": Case("gfslt", 3000, StepShape(2, 16, 112, 16), lora=True),
+    # the paper model (ResNet-18 + mBART-large-50 shape, full vocabulary) with its LoRA, 4 clips of the
+    # PHOENIX-2014T median length at 224²: a GPU's case (benchmarks.gpu_check)
+    "paper-lora": Case("paper", 250054, StepShape(4, 112, 224, 24), lora=True, chunk_size=32),
     # tests/test_plan.py: seconds
     "tiny-test": Case("small", 100, StepShape(2, 16, 64, 8)),
 }
@@ -91,6 +90,18 @@ def settings(case: Case) -> dict[str, MemoryKnobs]:
         "bf16 autocast": MemoryKnobs(autocast="bf16"),
         "all knobs": MemoryKnobs(**chunks, mbart_checkpointing=True, autocast="bf16"),
     }
+
+
+def chosen_settings(case: Case, names: str | None) -> list[str]:
+    """The setting names of ``--settings`` (comma-separated), or all of them."""
+    available = list(settings(case))
+    if names is None:
+        return available
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise SystemExit(f"--settings: unknown {unknown}; choose from {available}")
+    return chosen
 
 
 def case_config(case: Case) -> SclSltConfig:
@@ -138,12 +149,12 @@ def measure(model: torch.nn.Module, case: Case, stage: str, knobs: MemoryKnobs, 
     with quiet_libraries():
         if device == "cpu":
             return profiled_peak(lambda: real_step(model, case, stage, knobs, device))
-        torch.cuda.synchronize()
-        start = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
+        cuda = torch.device(device)
+        synchronize(cuda)
+        start = start_memory_window(cuda)
         real_step(model, case, stage, knobs, device)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - start
+        synchronize(cuda)
+        return window_peak(cuda) - start
 
 
 def profiled_peak(step: Any) -> int:
@@ -202,6 +213,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--cases", default="small,gfslt-lora", help="comma-separated names of CASES")
     parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--settings", default=None, help="comma-separated setting names (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads on the CPU")
     parser.add_argument("--output", type=Path, help="default: results/plan_<device>.json")
     args = parser.parse_args(argv)
@@ -209,15 +221,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     records = []
     for case_name in args.cases.split(","):
         for stage in args.stages.split(","):
-            for setting in settings(CASES[case_name]):
+            for setting in chosen_settings(CASES[case_name], args.settings):
                 record = compare(case_name, stage, setting, args.device)
                 records.append(record)
                 print(json.dumps(record), flush=True)
-    output = args.output or ROOT / "benchmarks" / "results" / f"plan_{args.device}.json"
+    output = args.output or RESULTS_DIR / f"plan_{args.device}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     document = {
-        "device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__,
+        "machine": machine_info(torch.device(args.device)),
         "threads": args.threads,
         "cases": {name: asdict(CASES[name]) for name in args.cases.split(",")},
         "records": records,

@@ -1,6 +1,15 @@
-"""Speed switches side by side (``bench_training_throughput.py --switches``).
+"""Speed switches side by side: the training step of stage ``scl`` as the baseline runs it, ours, and
+ours with each switch flipped.
 
-One run compares, step by step in turn, on one batch of clips of different lengths:
+    python -m benchmarks.speed_switches --threads 1 --switch-model resnet18 --switch-image-size 112 \
+        --switch-frame-counts 48,16 --large-batch-model paper --large-batch-size 16 \
+        --large-batch-frame-counts 8,4 --repeats 4 --large-batch-repeats 2     # as on the CPU box
+    python -m benchmarks.speed_switches --device cuda --switch-model paper --switch-batch-size 8 \
+        --large-batch-size 16 --repeats 10                                     # full shapes on a GPU
+
+One step is the step of :mod:`benchmarks.training_throughput` (``SclSltTrainer.training_step``,
+clipping, the AdamW step) on a batch of :mod:`benchmarks.workloads`. One run compares, step by step
+in turn, on one batch of clips of different lengths:
 
 * **plain**: the step as the GFSLT-VLP baseline's code runs it: every frame of the padded batch
   through the CNN (padding included), NCHW, transformers' out-of-place ReLUs, no chunking, torch's
@@ -25,7 +34,7 @@ steadier measure: it counts only while the process runs), and the peak memory of
 memory in use at its start (CPU: the peak RSS, ``VmHWM`` reset through ``/proc/self/clear_refs``,
 minus the RSS at the start, after ``malloc_trim``; CUDA: ``max_memory_allocated`` minus
 ``memory_allocated``), with the process's ``ru_maxrss`` at the end. The records are written as one
-JSON document.
+JSON document (default ``results/training_throughput_switches_<device>.json``).
 """
 
 from __future__ import annotations
@@ -34,7 +43,6 @@ import argparse
 import contextlib
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,22 +53,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_training_throughput import (
-    MODEL_SPECS,
-    build_trainer,
-    build_training_model,
-    count_parameters,
+from torch import nn
+
+from benchmarks.harness import (
+    RESULTS_DIR,
     emit,
     load_average,
     machine_info,
-    make_batch,
     peak_memory,
+    run_module,
     start_memory_window,
     synchronize,
     window_peak,
 )
-from torch import nn
-
+from benchmarks.workloads import (
+    MODEL_SPECS,
+    build_trainer,
+    build_training_model,
+    count_parameters,
+    make_batch,
+)
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
 from modeling_scl_slt.configuration_scl_slt import RESNET18
 from trainers.training.speed_switches import compile_backbones
@@ -140,18 +152,25 @@ CPU_OPTIONAL: dict[str, Callable[[Variant], Variant]] = {
 }
 
 
-def selected_variants(device_type: str, chunk_size: int, names: str | None) -> dict[str, Variant]:
-    """The variants of ``--switch-variants`` (comma-separated names), or all of the device's."""
+def selected_variants(
+    device_type: str, chunk_size: int, names: str | None, skipped: str | None = None
+) -> dict[str, Variant]:
+    """The variants of ``--switch-variants`` (comma-separated names), or all of the device's, less
+    those of ``--skip-variants``."""
     available = variants_for(device_type, chunk_size)
     if device_type != "cuda":
         available.update({name: make(ours(device_type)) for name, make in CPU_OPTIONAL.items()})
-    if names is None:
-        return {name: v for name, v in available.items() if name not in CPU_OPTIONAL}
-    chosen = [name.strip() for name in names.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in available]
-    if unknown:
-        raise SystemExit(f"--switch-variants: unknown {unknown}; choose from {sorted(available)}")
-    return {name: available[name] for name in chosen}
+    chosen = (
+        [name for name in available if name not in CPU_OPTIONAL]
+        if names is None
+        else [name.strip() for name in names.split(",") if name.strip()]
+    )
+    left_out = [name.strip() for name in (skipped or "").split(",") if name.strip()]
+    for option, given in (("--switch-variants", chosen), ("--skip-variants", left_out)):
+        unknown = [name for name in given if name not in available]
+        if unknown:
+            raise SystemExit(f"{option}: unknown {unknown}; choose from {sorted(available)}")
+    return {name: available[name] for name in chosen if name not in left_out}
 
 
 # --- applying a variant to the shared model ---------------------------------------------------
@@ -249,6 +268,7 @@ class Measured:
     seconds: list[float]  # wall clock
     cpu_seconds: list[float]  # this process's CPU time (user + system, all its threads)
     peak_bytes: list[int]  # peak memory above the memory in use at the step's start
+    error: str | None = None  # why the variant stopped (out of GPU memory); its lists stay partial
 
 
 def time_variants(
@@ -266,16 +286,26 @@ def time_variants(
     every variant alike over each pair of rounds (a fixed order favours the variants that run last
     while the load falls). CPU time counts only while this process runs, so other jobs on a shared
     box change it far less than the wall clock (with one intra-op thread it is the compute time).
+    A variant that runs out of GPU memory is recorded with the error and left out of later rounds.
     """
     device = batch["pixel_values"].device
     measured = {name: Measured([], [], []) for name in variants}
     for round_index in range(warmup + repeats):
         order = list(variants.items()) if round_index % 2 == 0 else list(reversed(variants.items()))
         for name, variant in order:
+            if measured[name].error is not None:
+                continue
             board.apply(variant)
             start = start_memory_window(device)
             began, cpu_began = time.perf_counter(), time.process_time()
-            variant_step(trainer, optimizers[name], batch, variant)
+            try:
+                variant_step(trainer, optimizers[name], batch, variant)
+            except torch.OutOfMemoryError as error:
+                measured[name].error = f"out of memory in round {round_index}: {str(error).splitlines()[0]}"
+                trainer.model_wrapped.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+                print(f"# round {round_index} {name}: {measured[name].error}", file=sys.stderr, flush=True)
+                continue
             synchronize(device)
             elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
             if round_index >= warmup:
@@ -299,14 +329,17 @@ class PartSettings:
     frame_counts: list[int]
     variant_names: str | None  # None: every variant of the device
     repeats: int
+    skipped_names: str | None = None  # variants left out
 
 
 def paired_median(measured: dict[str, Measured], numerator: str, denominator: str, kind: str) -> float | None:
     """Median over rounds of ``numerator``'s time over ``denominator``'s in the same round.
 
-    ``kind`` is ``"seconds"`` (wall) or ``"cpu_seconds"``; None when a variant is absent.
+    ``kind`` is ``"seconds"`` (wall) or ``"cpu_seconds"``; None when a variant is absent or failed.
     """
     if numerator not in measured or denominator not in measured:
+        return None
+    if measured[numerator].error is not None or measured[denominator].error is not None:
         return None
     pairs = zip(getattr(measured[numerator], kind), getattr(measured[denominator], kind), strict=True)
     return round(statistics.median(top / bottom for top, bottom in pairs), 3)
@@ -324,7 +357,9 @@ def part_settings(args: argparse.Namespace, part: str) -> PartSettings:
     size = args.switch_batch_size or len(pattern)
     counts = [pattern[index % len(pattern)] for index in range(size)]
     repeats = args.repeats or 3
-    return PartSettings(args.switch_model, args.switch_image_size, counts, args.switch_variants, repeats)
+    return PartSettings(
+        args.switch_model, args.switch_image_size, counts, args.switch_variants, repeats, args.skip_variants
+    )
 
 
 def parse_counts(text: str) -> list[int]:
@@ -337,7 +372,7 @@ def run_part(args: argparse.Namespace, part: str, output: Path) -> None:
     machine = machine_info(device)
     settings = part_settings(args, part)
     counts = settings.frame_counts
-    variants = selected_variants(device.type, args.knob_chunk_size, settings.variant_names)
+    variants = selected_variants(device.type, args.chunk_size, settings.variant_names, settings.skipped_names)
     model, config, params = build_switch_model(settings.model)
     model.to(device)
     board = SwitchBoard(model)
@@ -367,6 +402,10 @@ def run_part(args: argparse.Namespace, part: str, output: Path) -> None:
     }
     for name, steps in measured.items():
         variant = variants[name]
+        if steps.error is not None:
+            failed = {**context, "variant": name, "switches": asdict(variant), "error": steps.error}
+            emit(failed, output, machine)
+            continue
         median = statistics.median(steps.seconds)
         record = {
             **context,
@@ -397,7 +436,7 @@ def run_part(args: argparse.Namespace, part: str, output: Path) -> None:
 PARTS = ("switches", "large batch")
 
 
-def run_switches(args: argparse.Namespace, argv: Sequence[str], script: str, output: Path) -> None:
+def run_switches(args: argparse.Namespace, argv: Sequence[str], output: Path) -> None:
     """Run each part (``--switch-parts``) in a fresh subprocess, then write every record to ``output``."""
     parts = [part.strip() for part in args.switch_parts.split(",") if part.strip()]
     unknown = sorted(set(parts) - set(PARTS))
@@ -411,14 +450,11 @@ def run_switches(args: argparse.Namespace, argv: Sequence[str], script: str, out
             if args.in_process:
                 run_part(args, part, records_file)
             else:
-                command = [sys.executable, script, *argv, "--switch-part", part]
-                command += ["--output", str(records_file)]
-                print(f"# {part}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
-                subprocess.run(command, check=True)
+                run_module(__spec__.name, [*argv, "--switch-part", part, "--output", str(records_file)])
         records = [json.loads(line) for line in records_file.read_text(encoding="utf-8").splitlines()]
     document = {
         "benchmark": "training_throughput --switches",
-        "command": "python benchmarks/bench_training_throughput.py " + " ".join(argv),
+        "command": "python -m benchmarks.speed_switches " + " ".join(argv),
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "wall_s": round(time.perf_counter() - began, 1),
@@ -429,31 +465,81 @@ def run_switches(args: argparse.Namespace, argv: Sequence[str], script: str, out
     print(f"# {len(records)} records written to {output}", file=sys.stderr)
 
 
-def add_switch_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``--switches``."""
-    group = parser.add_argument_group("--switches (speed switches side by side)")
-    group.add_argument("--switches", action="store_true", help="instead: the speed switches side by side")
-    group.add_argument(
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 3)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed rounds (default 1)")
+    parser.add_argument("--target-length", type=int, default=24, help="target tokens per sample")
+    parser.add_argument("--chunk-size", type=int, default=16, help="frames per chunk of the chunked variant")
+    parser.add_argument(
         "--switch-model", default="paper", choices=sorted(SWITCH_MODELS), help="model of the 'switches' part"
     )
-    group.add_argument(
+    parser.add_argument(
         "--large-batch-model", default="paper", choices=sorted(SWITCH_MODELS), help="model of 'large batch'"
     )
-    group.add_argument(
+    parser.add_argument(
         "--large-batch-image-size", type=int, default=None, help="default: --switch-image-size"
     )
-    group.add_argument("--switch-image-size", type=int, default=224, help="frame side")
-    group.add_argument(
+    parser.add_argument("--switch-image-size", type=int, default=224, help="frame side")
+    parser.add_argument(
         "--switch-frame-counts", default="112,40", help="frames per clip, repeated to --switch-batch-size"
     )
-    group.add_argument("--switch-batch-size", type=int, default=None, help="default: the counts given")
-    group.add_argument(
+    parser.add_argument("--switch-batch-size", type=int, default=None, help="default: the counts given")
+    parser.add_argument(
         "--switch-variants", default=None, help="comma-separated variant names (default: all of the device's)"
     )
-    group.add_argument("--switch-parts", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}")
-    group.add_argument("--large-batch-size", type=int, default=16, help="clips of the 'large batch' part")
-    group.add_argument(
+    parser.add_argument(
+        "--skip-variants", default=None, help="comma-separated variant names the 'switches' part leaves out"
+    )
+    parser.add_argument(
+        "--switch-parts", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}"
+    )
+    parser.add_argument("--large-batch-size", type=int, default=16, help="clips of the 'large batch' part")
+    parser.add_argument(
         "--large-batch-frame-counts", default="112,40", help="frames per clip of the 'large batch' part"
     )
-    group.add_argument("--large-batch-repeats", type=int, default=None, help="default: --repeats")
-    group.add_argument("--switch-part", default=None, help=argparse.SUPPRESS)  # a subprocess's part
+    parser.add_argument("--large-batch-repeats", type=int, default=None, help="default: --repeats")
+    parser.add_argument(
+        "--output", default=None, help="JSON document (default results/…switches_<device>.json)"
+    )
+    parser.add_argument("--in-process", action="store_true", help="no subprocesses (tests)")
+    parser.add_argument("--switch-part", default=None, help=argparse.SUPPRESS)  # a subprocess's part
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but no GPU is available")
+    return args
+
+
+def strip_output(argv: Sequence[str]) -> list[str]:
+    """``argv`` without ``--output FILE`` / ``--output=FILE`` (a subprocess gets its own)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--output":
+            skip = True
+        elif not arg.startswith("--output="):
+            kept.append(arg)
+    return kept
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the parts, each in a fresh process (in this one with ``--in-process``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.switch_part:  # one part, in its own process
+        run_part(args, args.switch_part, Path(args.output))
+        return
+    default = RESULTS_DIR / f"training_throughput_switches_{args.device}.json"
+    run_switches(args, strip_output(argv), Path(args.output) if args.output else default)
+
+
+if __name__ == "__main__":
+    main()

@@ -24,14 +24,13 @@ Parts (``--parts``, comma-separated; default: all but the slow ones marked *):
                   candidates, sparse scores, one epoch of batches; stage times reported apart
   sampler-scaling* the fast sparse sampler alone on random candidate graphs of growing N
 
-Example: ``python benchmarks/bench_pair_selection.py --parts gemm,sparse,dense-pooled``
+Example: ``python -m benchmarks.pair_selection --parts gemm,sparse,dense-pooled``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -41,8 +40,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks.harness import module_command, module_environment, peak_rss_gib
 from trainers.method.pair_selection import compute_dense_scores, compute_sparse_scores, find_candidates
 from trainers.method.sampler import PSCurriculumBatchSampler
 from trainers.method.snapshots import (
@@ -152,11 +150,6 @@ def ensure(folder: Path, builder: Callable[[Path], None]) -> Path:
 
 
 # --------------------------------------------------------------------------- measurements
-
-
-def peak_rss_gib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def timed(function: Callable, *args, **kwargs) -> tuple[object, float]:
@@ -477,7 +470,11 @@ def main(argv: list[str] | None = None) -> None:
         if part not in WORKERS:
             raise SystemExit(f"--parts: unknown part {part!r}; expected some of {sorted(WORKERS)}.")
         completed = subprocess.run(
-            [sys.executable, __file__, *argv, "--worker", part], capture_output=True, text=True, check=False
+            module_command(__spec__.name, [*argv, "--worker", part]),
+            capture_output=True,
+            text=True,
+            check=False,
+            env=module_environment(),
         )
         lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
         line = (

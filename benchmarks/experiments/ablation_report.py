@@ -1,7 +1,7 @@
 """The ablation's summary: per-run metrics, mean ± std, paired differences with 95 % intervals.
 
-Used by ``ablation.py``; reads finished recipe run directories only, so a partial ablation (some
-seeds finished) summarises what is there.
+Used by ``benchmarks.experiments.ablation``; reads finished recipe run directories only, so a
+partial ablation (some seeds finished) summarises what is there.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 One command (CPU default, or a GPU where bf16 autocast is measured too):
 
-    python benchmarks/bench_inference.py
-    python benchmarks/bench_inference.py --device cuda --bf16
+    python -m benchmarks.inference
+    python -m benchmarks.inference --device cuda --bf16
 
 What is timed: ``pipeline("sign-language-translation", model=<saved folder>)`` called on a random
 uint8 clip of shape (112, H, W, 3) (112 frames: the PHOENIX-2014T median) — the whole call:
@@ -49,7 +49,6 @@ import argparse
 import contextlib
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,23 +59,24 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_training_throughput import (
-    base_config,
-    demo_tokenizer,
-    demo_video_preprocessing,
+from benchmarks.harness import (
     emit,
     load_average,
     machine_info,
-    model_benchmark_parser,
-    output_path,
     parse_int_list,
-    parse_model_benchmark_args,
     peak_memory,
     reset_peak_memory,
+    run_module,
     synchronize,
     time_interleaved,
+)
+from benchmarks.workloads import (
+    base_config,
+    demo_tokenizer,
+    demo_video_preprocessing,
+    model_benchmark_parser,
+    output_path,
+    parse_model_benchmark_args,
 )
 
 # Input clips: (frames, height, width) of the raw video the pipeline receives.
@@ -382,8 +382,7 @@ def run_model(argv: list[str], model: str, in_process: bool) -> None:
             if in_process:
                 main(worker_argv)
             else:
-                print(f"# {model}: {' '.join(worker_argv)}", file=sys.stderr, flush=True)
-                subprocess.run([sys.executable, __file__, *worker_argv], check=True)
+                run_module(__spec__.name, worker_argv)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,8 +1,8 @@
 """Time one training step and one generation of SclSltForSignTranslation on random frames.
 
 One command, side by side on one machine:
-    python benchmarks/bench_model_step.py --preset small --device cpu
-    python benchmarks/bench_model_step.py --preset paper --device cuda --bf16
+    python -m benchmarks.model_step --preset small --device cpu
+    python -m benchmarks.model_step --preset paper --device cuda --bf16
 
 Reports, per preset: training step time (translation loss + a plain symmetric contrastive
 loss through the text branch, AdamW update) and frames/s; the same step with frame counts
@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import statistics
-import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.harness import device_name, time_interleaved
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
 
 
@@ -42,22 +42,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, repeats: int) -> float:
+def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     """Median seconds of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_interleaved({"call": fn}, device, repeats)["call"])
 
 
 def make_batch(frame_counts: list[int], args: argparse.Namespace, config: SclSltConfig, device: torch.device):
@@ -88,12 +75,6 @@ def training_step(model, optimizer, batch: dict, autocast) -> None:
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or "cpu"
 
 
 def peak_memory_gib(device: torch.device) -> float | None:

@@ -1,0 +1,24 @@
+"""Two real training processes on a CPU (gloo), launched as a user without the venv on PATH would.
+
+accelerate's launcher is called as ``python -m accelerate.commands.launch`` through this very
+interpreter, never looked up on ``PATH`` (where IDEs and ``venv/bin/python`` calls have no venv).
+``--cpu`` would silently run one process; ``--multi_gpu`` with ``use_cpu=True`` in the training
+arguments gives 2 gloo ranks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_two_gloo_processes(script: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``script args…`` on 2 processes, one torch thread each; the finished launch."""
+    command = [
+        *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"),
+        *("--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script), *args),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
