@@ -1,18 +1,17 @@
-"""The feature-twin experiment (benchmarks/feature_twin_ablation.py): its plan, configs, report, smoke run."""
+"""The feature-twin experiment (benchmarks.experiments.feature_twin_ablation): plan, configs, report."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks.experiments import feature_twin_ablation as experiment
+from benchmarks.harness import module_command, module_environment
 
-import feature_twin_ablation as experiment  # noqa: E402
+MODULE = "benchmarks.experiments.feature_twin_ablation"
 
 
 def write_run(folder: Path, dev_r1: float, test_bleu4: float, test_rouge_l: float) -> None:
@@ -147,15 +146,11 @@ def test_smoke_experiment_runs_resumes_and_reports(tmp_path: Path) -> None:
 
     annotations = shared_path("phoenix2014t")
     out = tmp_path / "experiment"
-    command = [
-        sys.executable,
-        str(REPO / "benchmarks" / "feature_twin_ablation.py"),
-        "--output-dir",
-        str(out),
-    ]
-    command += ["--scale", "smoke", "--seeds", "0", "1", "--variants", "baseline,random,ps_log"]
-    command += ["--sweep", "0.9", "--no-oracle", "--jobs", "2", "--annotations", str(annotations)]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    options = ["--output-dir", str(out), "--scale", "smoke", "--seeds", "0", "1"]
+    options += ["--variants", "baseline,random,ps_log", "--sweep", "0.9", "--no-oracle", "--jobs", "2"]
+    command = module_command(MODULE, [*options, "--annotations", str(annotations)])
+    run = {"capture_output": True, "text": True, "timeout": 900, "cwd": tmp_path, "env": module_environment()}
+    finished = subprocess.run(command, **run)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     results = json.loads((out / "feature_twin.json").read_text())
     assert results["train_videos"] == 24 and results["dev_videos"] == 6
@@ -175,6 +170,6 @@ def test_smoke_experiment_runs_resumes_and_reports(tmp_path: Path) -> None:
     assert (run_dirs["random"] / "reference").resolve() == (run_dirs["ps_log"] / "reference").resolve()
     weights = {n: (d / "scl" / "model" / "model.safetensors").read_bytes() for n, d in run_dirs.items()}
     assert weights["random"] != weights["ps_log"]
-    again = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    again = subprocess.run(command, **run)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "started:" not in again.stdout

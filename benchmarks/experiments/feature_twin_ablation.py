@@ -1,8 +1,8 @@
 """The paper's ablation on the feature-level PHOENIX-2014T twin, and when Pair Selection helps.
 
-    python benchmarks/feature_twin_ablation.py --output-dir ft-run                # the full experiment
-    python benchmarks/feature_twin_ablation.py --output-dir ft-run --report-only  # tables and figures
-    python benchmarks/feature_twin_ablation.py --output-dir smoke --scale smoke   # the same path in minutes
+    python -m benchmarks.experiments.feature_twin_ablation --output-dir ft-run   # the full experiment
+    python -m benchmarks.experiments.feature_twin_ablation --output-dir ft-run --report-only
+    python -m benchmarks.experiments.feature_twin_ablation --output-dir smoke --scale smoke  # minutes
 
 Corpus: ``datasets_scripts.feature_twin`` renders the real annotations of
 ``../shared/data/phoenix2014t`` (all 7,096 train videos, the real dev and test splits, real
@@ -14,9 +14,9 @@ Runs, one recipe run directory each, ``OUTPUT_DIR/d<level>/seed<seed>/<variant>`
 * at the main difficulty (``--difficulty``), every variant of :data:`VARIANTS` for every seed:
   ``baseline`` (no contrastive loss: stage scl trains translation only, from the initial model,
   the paper's end-to-end baseline), ``random`` (random batches, plain CLIP loss), ``no_duplicates``,
-  ``ps_log``, ``ps_easy``, ``ps_hard`` and ``ps_log_mean`` (as in ``benchmarks/ablation.py``);
+  ``ps_log``, ``ps_easy``, ``ps_hard`` and ``ps_log_mean`` (as in ``benchmarks.experiments.ablation``);
 * the difficulty sweep: ``random`` and ``ps_log`` at every ``--sweep`` level, every seed;
-* the gloss oracle (``benchmarks/gloss_oracle.py``) at the same size and decoder budget.
+* the gloss oracle (``benchmarks.experiments.gloss_oracle``) at the same size and decoder budget.
 
 A seed's variants start from one initial model and the reference run of their similarity (the
 ``ps_log`` and ``ps_log_mean`` directories hold them; the others link to them). Order: every
@@ -46,7 +46,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -58,21 +57,18 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from ablation_report import (  # noqa: E402
+from benchmarks.experiments.ablation_report import (
     PAPER_TRAJECTORY_SHARES,
     TRAJECTORY_CATEGORIES,
     format_interval,
     mean_std,
     read_trajectory_shares,
 )
-
-from datasets_scripts.feature_twin import FeatureTwinParameters, make_feature_twin  # noqa: E402
-from trainers.application.cli import parse_overrides  # noqa: E402
-from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass  # noqa: E402
+from benchmarks.harness import REPO_ROOT as REPO
+from benchmarks.harness import module_command, module_environment
+from datasets_scripts.feature_twin import FeatureTwinParameters, make_feature_twin
+from trainers.application.cli import parse_overrides
+from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass
 
 TWIN_CONFIG = REPO / "configs" / "phoenix2014t_feature_twin.yaml"
 PHOENIX_ANNOTATIONS = REPO.parent / "shared" / "data" / "phoenix2014t"
@@ -142,7 +138,7 @@ class Scale:
 
 
 SCALES = {
-    "full": Scale(None, None, 512, 64, "small", {}, 8, 2, 8, 8, 4),
+    "full": Scale(None, None, 512, 64, "small", {}, 4, 2, 4, 4, 4),
     "smoke": Scale(24, 6, 16, 8, "tiny", {"backbone_config": {"hidden_sizes": [4, 16]}}, 2, 1, 1, 1, 1),
 }
 
@@ -368,10 +364,10 @@ def _run_variant(config: dict[str, Any], folder: Path, source: Path, stop_after:
 def _oracle_job(args: argparse.Namespace, scale: Scale) -> Job:
     output = args.output_dir / "oracle.json"
     epochs = scale.scl_epochs + scale.translate_epochs
-    command = [sys.executable, str(REPO / "benchmarks" / "gloss_oracle.py"), "--output", str(output)]
-    command += ["--annotations", str(args.annotations), "--epochs", str(epochs)]
+    options = ["--output", str(output), "--annotations", str(args.annotations), "--epochs", str(epochs)]
     if scale.train_videos is not None:
-        command += ["--train-videos", str(scale.train_videos)]
+        options += ["--train-videos", str(scale.train_videos)]
+    command = module_command("benchmarks.experiments.gloss_oracle", options)
     log = args.output_dir / "oracle.log"
 
     return Job("oracle", partial(_run_command, command, log), output.exists, log=log)
@@ -383,7 +379,12 @@ def _run_command(command: list[str], log: Path) -> None:
 
 
 def _one_thread_env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    return {
+        **module_environment(),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
 
 
 def code_commit() -> str:
