@@ -43,12 +43,8 @@ import torch.nn.functional as F
 from benchmarks.harness import module_command, module_environment, peak_rss_gib
 from trainers.method.pair_selection import compute_dense_scores, compute_sparse_scores, find_candidates
 from trainers.method.sampler import PSCurriculumBatchSampler
-from trainers.method.snapshots import (
-    Snapshot,
-    SnapshotSimilaritySeries,
-    load_snapshot_series,
-    save_snapshot,
-)
+from trainers.method.similarity_series import SnapshotSimilaritySeries
+from trainers.method.snapshots import Snapshot, load_snapshot_series, save_snapshot
 
 DIM, VIDEO_TOKENS, TEXT_TOKENS, TOPICS = 256, (15, 45), (12, 38), 64
 DEFAULT_PARTS = "gemm,sparse,dense-pooled,dense-cico,recall"

@@ -135,7 +135,8 @@ def make_batch(
 
 def build_trainer(model: torch.nn.Module, args: argparse.Namespace, output_dir: str) -> Any:
     """An ``SclSltTrainer`` (stage scl) with its AdamW, model and optimiser prepared as in ``train()``."""
-    from trainers.training.trainer import SclSltTrainer, SclSltTrainingArguments
+    from trainers.training.arguments import SclSltTrainingArguments
+    from trainers.training.trainer import SclSltTrainer
 
     training_args = SclSltTrainingArguments(
         output_dir=output_dir,

@@ -1,10 +1,12 @@
-"""The layout of the project: the method stands alone, arguments parse, stages are data, units stay small."""
+"""The layout of the project: the method stands alone, no import cycles, every name has one home,
+arguments parse, stages are data."""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,8 @@ from trainers.training.arguments import BatchSamplers, ContrastiveLosses, SclSlt
 from trainers.training.stages import STAGES, get_stage
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_FILE_LINES = 500
-MAX_CLASS_LINES = 210
+PACKAGES = ("modeling_scl_slt", "datasets_scripts", "trainers")
+MAX_METHOD_LEVELS = 5
 
 
 def test_the_method_imports_nothing_of_the_application() -> None:
@@ -68,23 +70,150 @@ def test_stages_are_data() -> None:
         get_stage("pretrain")
 
 
-def source_files() -> list[Path]:
-    return [
-        path
-        for package in ("modeling_scl_slt", "datasets_scripts", "trainers")
-        for path in (ROOT / package).rglob("*.py")
-    ]
+def module_files(packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
+    """Dotted module name → file, for every module of ``packages`` (a package is its ``__init__.py``)."""
+    modules = {}
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
 
 
-def test_files_and_classes_stay_small() -> None:
-    too_long = []
-    for path in source_files():
-        text = path.read_text(encoding="utf-8")
-        if len(text.splitlines()) > MAX_FILE_LINES:
-            too_long.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
-                too_long.append(
-                    f"{path.relative_to(ROOT)}::{node.name}: {node.end_lineno - node.lineno + 1} lines"
-                )
-    assert too_long == []
+def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The modules of ``modules`` that module ``name`` imports anywhere: at the top, inside functions
+    and under ``TYPE_CHECKING``. ``from package import submodule`` counts as importing the submodule."""
+
+    def known(dotted: str) -> str | None:
+        while dotted and dotted not in modules:
+            dotted = dotted.rpartition(".")[0]
+        return dotted or None
+
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(known(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                source = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                source = node.module or ""
+            submodules = {f"{source}.{alias.name}" for alias in node.names} & modules.keys()
+            found.update(submodules or {known(source)})
+    return found - {None, name}
+
+
+def import_graph(packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
+    modules = module_files(packages)
+    return {name: imported_modules(name, path, modules) for name, path in modules.items()}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in sorted(graph[module]):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while not component or component[-1] != module:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_the_import_graph_finds_cycles_hidden_in_functions_and_type_checking(tmp_path) -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+    modules = {
+        "pkg": tmp_path / "pkg" / "__init__.py",
+        "pkg.x": tmp_path / "x.py",
+        "pkg.y": tmp_path / "y.py",
+    }
+    modules["pkg.x"].write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .y import Y\n", encoding="utf-8"
+    )
+    modules["pkg.y"].write_text("def f():\n    from pkg import x\n", encoding="utf-8")
+    assert imported_modules("pkg.x", modules["pkg.x"], modules) == {"pkg.y"}
+    assert imported_modules("pkg.y", modules["pkg.y"], modules) == {"pkg.x"}
+
+
+def test_the_packages_have_no_import_cycle() -> None:
+    assert import_cycles(import_graph()) == []
+
+
+def test_the_method_is_at_most_five_import_levels_deep() -> None:
+    graph = import_graph(("trainers",))
+    method = {
+        name: {target for target in targets if target.startswith("trainers.method.")}
+        for name, targets in graph.items()
+        if name.startswith("trainers.method.")
+    }
+
+    @cache
+    def level(module: str) -> int:  # a module importing none of the others is level 1
+        return 1 + max((level(target) for target in method[module]), default=0)
+
+    levels = {module: level(module) for module in method}
+    assert max(levels.values()) <= MAX_METHOD_LEVELS, levels
+
+
+def defined_names(path: Path) -> set[str]:
+    """Names a module defines at its top level (functions, classes, assignments), also under ``if``."""
+    names = set()
+    statements = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try)):
+            statements.extend([*node.body, *node.orelse])
+    return names
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_name_is_imported_from_its_home(package: str) -> None:
+    """``from module import name`` names the module that defines ``name``: no module passes on names
+    it imports (packages' ``__init__`` excepted: they are the public surface)."""
+    homes = module_files((package,))
+    everywhere = module_files((*PACKAGES, "tests", "benchmarks"))
+    wrong = []
+    for importer, path in everywhere.items():
+        package_parts = importer.split(".") if path.name == "__init__.py" else importer.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = package_parts[: len(package_parts) - node.level + 1] if node.level else []
+            source = ".".join([*base, *([node.module] if node.module else [])])
+            if source not in homes or homes[source].name == "__init__.py":
+                continue
+            defined = defined_names(homes[source])
+            wrong += [
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {alias.name} from {source}"
+                for alias in node.names
+                if alias.name not in defined and f"{source}.{alias.name}" not in homes
+            ]
+    assert wrong == []

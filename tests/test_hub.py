@@ -27,6 +27,7 @@ from modeling_scl_slt import SclSltForSignTranslation
 from tests._isolation import run_without_project
 from trainers.application.demo import demo_config
 from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
+from trainers.publishing.card_facts import LOCAL_PLACEHOLDER
 from trainers.publishing.hub import (
     CODE_FILES,
     HubError,
@@ -34,7 +35,6 @@ from trainers.publishing.hub import (
     prepare_model_upload,
     upload_folder,
 )
-from trainers.publishing.model_card import LOCAL_PLACEHOLDER
 
 SENTENCES = ["the rain comes", "sun in the north", "wind from the east strong", "cold night snow ice"]
 VIDEO_PREPROCESSING = {"size": 16, "resize": 20, "max_frames": 16}

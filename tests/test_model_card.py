@@ -15,7 +15,8 @@ from safetensors.torch import save_file
 from model_cards import TRANSLATION_TEMPLATE, read_template
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
 from trainers.application.recipe_config import RecipeConfig
-from trainers.publishing.model_card import build_model_card, count_parameters, write_model_card
+from trainers.publishing.card_model import count_parameters
+from trainers.publishing.model_card import build_model_card, write_model_card
 
 METRICS = {
     "validation": {

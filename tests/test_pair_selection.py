@@ -16,10 +16,9 @@ from trainers.method.pair_selection import (
     load_pair_scores,
     save_pair_scores,
 )
+from trainers.method.similarity_series import SnapshotSimilaritySeries, TensorSimilaritySeries
 from trainers.method.snapshots import (
     Snapshot,
-    SnapshotSimilaritySeries,
-    TensorSimilaritySeries,
     load_snapshot,
     load_snapshot_series,
     pad_and_concatenate,

@@ -24,8 +24,9 @@ from trainers.application.memory_estimate import (
     estimate_step_memory,
     set_knobs,
 )
-from trainers.application.plan import GIB, PlanDevice, check_run_fits, make_plan, plan_vocabulary
-from trainers.application.plan_report import format_plan, time_estimate
+from trainers.application.plan import check_run_fits, format_plan, make_plan
+from trainers.application.plan_inputs import GIB, HEADROOM, PlanDevice, plan_device, plan_vocabulary
+from trainers.application.plan_times import time_estimate
 from trainers.application.recipe_config import ConfigError, RecipeConfig
 from trainers.application.tokenization import train_tokenizer
 from trainers.training.stages import get_stage
@@ -60,7 +61,7 @@ def peaks(small_config_file: Path) -> dict[str, int]:
 
 def gpu_memory_for(usable: float) -> str:
     """``--gpu-memory`` (GiB) whose usable part (after the headroom) is ``usable`` bytes."""
-    return f"{usable / (1 - plan_module.HEADROOM) / GIB:.9f}"
+    return f"{usable / (1 - HEADROOM) / GIB:.9f}"
 
 
 def plan_output(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -212,7 +213,7 @@ def test_a_cpu_plan_says_that_its_autocast_memory_is_not_estimated(
     small_config_file: Path, precision: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    device = plan_module.plan_device(precision)
+    device = plan_device(precision)
     assert device.kind == "cpu" and device.autocast is None  # every row an fp32 estimate
     assert device.note == (
         f"no GPU given or found; precision {precision} on a CPU: its memory is not estimated (CPU "
@@ -221,7 +222,7 @@ def test_a_cpu_plan_says_that_its_autocast_memory_is_not_estimated(
     config = RecipeConfig.from_yaml(small_config_file, {"precision": precision})
     text = format_plan(make_plan(config, device))
     assert device.note in text and "(bf16)" not in text and "(fp16)" not in text
-    assert plan_module.plan_device("fp32").note == "no GPU given or found"
+    assert plan_device("fp32").note == "no GPU given or found"
 
 
 def test_many_backbone_chunks_are_extrapolated_from_few() -> None:

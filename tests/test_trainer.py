@@ -17,12 +17,9 @@ from trainers.application.tokenization import config_for_tokenizer, train_tokeni
 from trainers.method.sampler import PSCurriculumBatchSampler
 from trainers.method.snapshots import load_snapshot_series
 from trainers.method.text_groups import text_group_ids
-from trainers.training.trainer import (
-    SclSltTrainer,
-    SclSltTrainingArguments,
-    blocked_similarity,
-    retrieval_metrics,
-)
+from trainers.training.arguments import SclSltTrainingArguments
+from trainers.training.retrieval import blocked_similarity, retrieval_metrics
+from trainers.training.trainer import SclSltTrainer
 
 SENTENCES = [
     "rain in the north",
@@ -399,7 +396,6 @@ def test_a_resumed_epoch_reaches_the_sampler_behind_accelerates_shard_wrappers(t
 
 def test_scores_file_is_reordered_to_the_training_set_or_refused(tmp_path, tokenizer) -> None:
     from trainers.method.pair_selection import save_pair_scores
-    from trainers.training.components import training_scores
 
     dataset = tiny_corpus()
     names = list(dataset["name"])
@@ -408,7 +404,7 @@ def test_scores_file_is_reordered_to_the_training_set_or_refused(tmp_path, token
     path = save_pair_scores(stored, tmp_path / "scores.safetensors", sample_ids=[names[i] for i in order])
     trainer = make_trainer(tmp_path, tokenizer, dataset=dataset, stage="scl", pair_selection_scores=str(path))
     position = torch.argsort(order)  # training sample k sits at row position[k] of the file
-    assert torch.equal(training_scores(trainer), stored[position][:, position])
+    assert torch.equal(trainer.training_scores(), stored[position][:, position])
 
     skipped = make_trainer(
         tmp_path, tokenizer, dataset=dataset.select(range(1, 8)), stage="scl", pair_selection_scores=str(path)

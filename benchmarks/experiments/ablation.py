@@ -279,7 +279,7 @@ def make_corpus(folder: Path, config: RecipeConfig, scale: Scale, annotations: P
     if (folder / "manifest.csv").exists():
         return
     if scale.corpus == "synthetic":
-        from trainers.application.recipe import generate_synthetic_corpus
+        from trainers.application.run_setup import generate_synthetic_corpus
 
         print(f"generating the duplicate-rich corpus in {folder}", flush=True)
         generate_synthetic_corpus(config.corpus, folder)

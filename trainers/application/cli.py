@@ -81,8 +81,8 @@ def run_train(args: argparse.Namespace) -> None:
 def run_plan(args: argparse.Namespace) -> int:
     """Print the plan of a config; exit status 1 when the run does not fit the GPU memory."""
     config = RecipeConfig.from_yaml(args.config, parse_overrides(args.set))
-    from .plan import make_plan, plan_device
-    from .plan_report import format_plan
+    from .plan import format_plan, make_plan
+    from .plan_inputs import plan_device
 
     device = plan_device(config.precision, args.gpus, args.gpu_memory, args.device_name)
     plan = make_plan(config, device, args.config)

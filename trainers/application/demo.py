@@ -17,7 +17,7 @@ from transformers import pipeline
 import modeling_scl_slt  # noqa: F401  (registers the sign-language-translation pipeline)
 
 from ..training.progress import progress_display
-from .recipe import Report, RunPaths, run_recipe
+from .recipe import run_recipe
 from .recipe_config import (
     CorpusSection,
     EvaluationSection,
@@ -28,6 +28,8 @@ from .recipe_config import (
     TranslateSection,
     VideoSection,
 )
+from .run_paths import RunPaths
+from .run_setup import Report
 
 QUICK_NOTE = (
     "--quick checks that every step of the recipe runs (24 training videos, a few minutes at most); its "

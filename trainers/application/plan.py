@@ -14,7 +14,7 @@ Given the memory of the device, it says whether the run fits and, if not, which 
 the first knobs in that order that make every stage fit, else also the largest batch size of each
 stage that still does not fit. ``scl-slt train`` prints the configured rows at its start and refuses
 a run that cannot fit a GPU whose memory it can read. Times per epoch come from measured frames/s
-(:mod:`trainers.application.plan_report`).
+(:mod:`trainers.application.plan_times`).
 """
 
 from __future__ import annotations
@@ -38,27 +38,17 @@ from .plan_inputs import (
     HEADROOM,
     PlanDevice,
     local_device,
-    plan_device,
     plan_model_config,
     plan_shape,
     plan_vocabulary,
     quiet_libraries,
 )
-from .plan_report import format_plan, gib, time_estimate
+from .plan_times import time_estimate
 from .recipe_config import ConfigError, RecipeConfig, StageSection
-
-__all__ = [
-    "GIB",
-    "PlanDevice",
-    "TrainingPlan",
-    "check_run_fits",
-    "make_plan",
-    "plan_device",
-    "plan_vocabulary",
-]
 
 SUGGESTED_CHUNK = 32  # frames per backbone call that the advice suggests (configs/phoenix2014t.yaml)
 KNOB_KINDS = ("configured", "backbone", "bf16", "mbart")  # the order in which rows add knobs
+COLUMNS = ("weights", "gradients", "optimizer", "activations", "peak")  # of every table row
 
 
 @dataclass(frozen=True)
@@ -105,6 +95,62 @@ class TrainingPlan:
     verdict: str = ""
     advice: list[str] = field(default_factory=list)
     time: list[str] = field(default_factory=list)
+
+
+# --- the text ------------------------------------------------------------------------------------
+def format_plan(plan: TrainingPlan, compact: bool = False) -> str:
+    """The plan as text: notes, one table per stage (``compact``: one table, the configured rows),
+    the verdict, the advice and the times."""
+    usable = plan.device.usable
+    fits_header = [] if usable is None else [f"fits {gib(usable)}"]
+    lines = [
+        f"plan of {plan.source} for {plan.device.describe()}",
+        *(f"  {note}" for note in (plan.shape_note, *plan.notes)),
+    ]
+    header = ["setting" if not compact else "stage", *COLUMNS, *fits_header]
+    rows: list[list[str]] = []
+    for stage in plan.stages:
+        _, first = stage.rows[0]
+        title = (
+            f"stage {stage.stage} (batch {stage.batch_size}, {stage.epochs:g} epochs): "
+            f"{first.total_parameters / 1e6:,.1f} M parameters, {first.trainable_parameters / 1e6:,.1f} M "
+            f"trainable, {first.updated_parameters / 1e6:,.1f} M get gradients in this stage"
+        )
+        stage_rows = stage.rows[:1] if compact else stage.rows
+        if not compact:
+            lines += ["", title, *table(header, [row_cells(v.label, m, usable) for v, m in stage_rows])]
+        else:
+            rows += [row_cells(stage.stage, memory, usable) for _, memory in stage_rows]
+    if compact:
+        lines += ["", *table(header, rows)]
+    lines += ["", f"verdict: {plan.verdict}", *(f"advice: {line}" for line in plan.advice)]
+    lines += [f"time: {line}" for line in plan.time]
+    return "\n".join(lines)
+
+
+def row_cells(label: str, memory: object, usable: int | None) -> list[str]:
+    """One table row: the label, the five sizes and (with a known memory) whether it fits."""
+    cells = [label, *(gib(getattr(memory, column)) for column in COLUMNS)]
+    if usable is not None:
+        cells.append("yes" if memory.peak <= usable else "no")  # type: ignore[attr-defined]
+    return cells
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Aligned text columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return [
+        "  "
+        + "  ".join(
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+        ).rstrip()
+        for row in (header, *rows)
+    ]
+
+
+def gib(size: float) -> str:
+    """Bytes as ``12.3 GiB`` (or ``45.6 MiB`` below a GiB)."""
+    return f"{size / GIB:.1f} GiB" if size >= GIB else f"{size / 2**20:.1f} MiB"
 
 
 # --- the rows -------------------------------------------------------------------------------------

@@ -60,7 +60,6 @@ from .evaluation import (
 from .recipe_config import ConfigError, RecipeConfig
 from .run_paths import RunPaths
 from .run_setup import Report, check_before_work, check_or_record_config, load_corpus
-from .run_setup import generate_synthetic_corpus as generate_synthetic_corpus  # (benchmarks use it)
 from .stage_arguments import device_arguments, resolved_channels_last, stage_arguments
 from .tokenization import config_for_tokenizer, train_tokenizer
 from .vocabulary import trim_vocabulary

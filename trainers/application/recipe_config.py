@@ -146,8 +146,8 @@ class ModelSection:
     tgt_lang: str = "de_DE"
     # channels_last (NHWC) memory format of the ResNet's weights and frames
     # (SclSltConfig.backbone_channels_last; same results up to float summation order); auto: on where
-    # CUDA is available (cuDNN's kernels are made for it), off on a CPU, where it keeps a run's
-    # numbers those of earlier releases (true: a ResNet-18 step ~8 % faster on the CPU box);
+    # CUDA is available (cuDNN's kernels are made for it), off on a CPU; true on a CPU is refused
+    # where a probe finds that CPU's NHWC convolution backward unsound;
     # resolved by stage_arguments.resolved_channels_last
     backbone_channels_last: bool | Literal["auto"] = "auto"
     overrides: dict = field(default_factory=dict)  # further SclSltConfig fields
@@ -264,8 +264,8 @@ class RecipeConfig:
     # AdamW implementation (the Trainer's optim): adamw_torch_fused runs one fused kernel per step,
     # adamw_torch is torch's default (foreach kernels on CUDA, a loop over the parameters on a CPU).
     # Same updates up to float rounding. auto: adamw_torch_fused, on CUDA and on the CPU alike (torch
-    # has fused kernels for both; on the CPU box adamw_torch made a ResNet-18 training step ~6 %
-    # slower); resolved by stage_arguments.resolved_optimizer
+    # has fused kernels for both; benchmarks/RESULTS.md compares them); resolved by
+    # stage_arguments.resolved_optimizer
     optimizer: Literal["auto", "adamw_torch", "adamw_torch_fused"] = "auto"
     # torch.backends.cudnn.benchmark: cuDNN times its kernels once for every new convolution shape,
     # then reuses the fastest. The backbone sees one shape per total of real frames in a batch (per

@@ -34,11 +34,8 @@ def device_arguments(config: RecipeConfig) -> dict[str, Any]:
 def resolved_optimizer(optimizer: str) -> str:
     """``optimizer`` with ``auto`` made concrete: ``adamw_torch_fused`` wherever the recipe trains.
 
-    The recipe trains on CUDA or on the CPU, and torch has fused AdamW kernels for both. On the CPU
-    box, ``adamw_torch``'s loop over the parameters made a ResNet-18 training step (11 M trainable
-    parameters) about 6 % slower than fused (``benchmarks/RESULTS.md``). Fused is also the Trainer's
-    own default since torch 2.8, so ``auto`` keeps the updates of runs made before this setting
-    existed.
+    The recipe trains on CUDA or on the CPU, and torch has fused AdamW kernels for both; fused is
+    also the Trainer's own default (the comparison with ``adamw_torch`` is in ``benchmarks/RESULTS.md``).
     """
     return "adamw_torch_fused" if optimizer == "auto" else optimizer
 
@@ -53,10 +50,9 @@ def resolved_cudnn_benchmark(cudnn_benchmark: bool | str) -> bool:
 def resolved_channels_last(channels_last: bool | str) -> bool:
     """``model.backbone_channels_last`` with ``auto`` made concrete: on where CUDA is available.
 
-    cuDNN's convolutions are made for NHWC (tensor-core kernels above all). On the CPU the path
-    stays NCHW, so that a CPU run computes exactly what it computed before this setting existed
-    (NHWC runs other kernels, which round differently); ``true`` made a ResNet-18 training step about
-    8 % faster on the CPU box (``benchmarks/RESULTS.md``).
+    cuDNN's convolutions are made for NHWC (tensor-core kernels above all). On a CPU the NHWC
+    kernels depend on the processor and are wrong on some: ``auto`` keeps NCHW there, and ``true``
+    is checked by the Trainer's probe (``trainers.training.speed_switches``).
     """
     if channels_last == "auto":
         return torch.cuda.is_available()
@@ -66,7 +62,7 @@ def resolved_channels_last(channels_last: bool | str) -> bool:
 def resolved_precision(precision: str) -> str:
     """``precision`` with ``auto`` made concrete: bf16 on a GPU that supports it, else fp32.
 
-    Never bf16 on a CPU: there, bf16 autocast made a training step about 14 times slower (measured).
+    Never bf16 on a CPU, where autocast is far slower than fp32 (``benchmarks/RESULTS.md``).
     """
     if precision != "auto":
         return precision

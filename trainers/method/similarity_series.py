@@ -1,31 +1,36 @@
 """Similarity series: S matrices ``s_k(V_i, T_j)`` over the same N samples, read block by block.
 
 :class:`SnapshotSimilaritySeries` recomputes them from reference-run snapshots
-(:mod:`trainers.method.snapshots`) and :class:`TensorSimilaritySeries` reads a precomputed
-``(S, N, N)`` tensor; trajectory analysis and Pair Selection need nothing else. The CiCo work
-of a snapshot series lives in :mod:`~trainers.method.cico_kernels` (the kernels),
-:mod:`~trainers.method.cico_tiles` (dense blocks) and :mod:`~trainers.method.pair_scoring`
-(given pairs); its device tensors in :class:`~trainers.method.snapshot_cache.SnapshotCache`.
+(:mod:`trainers.method.snapshots`) with the CiCo kernels of :mod:`trainers.method.cico_kernels`,
+and :class:`TensorSimilaritySeries` reads a precomputed ``(S, N, N)`` tensor; trajectory analysis
+and Pair Selection need nothing else. :class:`RowShare` splits the row blocks of such a
+computation between processes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 
 from modeling_scl_slt.similarity import AGGREGATIONS
 
-from . import cico_tiles, pair_scoring
-from .cico_kernels import DIRECTIONS, FUSED_MIN_TEMPERATURE, Direction
-from .job_runner import JobRunner
-from .snapshot_cache import SnapshotCache, rows_float
-
-if TYPE_CHECKING:
-    from .snapshots import Snapshot
+from .cico_kernels import (
+    DIRECTIONS,
+    FUSED_MIN_TEMPERATURE,
+    Direction,
+    augment_text_tokens,
+    augment_video_tokens,
+    fused_cico_logits,
+    mean_weights,
+    reference_cico_tile,
+    trim_padding,
+)
+from .snapshots import Snapshot, validate_same_samples
 
 
 class SimilaritySeries:
@@ -96,10 +101,9 @@ class SnapshotSimilaritySeries(SimilaritySeries):
             or ``cls``; default ``mean``).
         tile_size: CiCo is computed on tiles of ``(videos, texts)`` samples (an int n: n × n);
             a single video gets ``videos·texts`` texts per tile. Memory about
-            ``2·videos·texts·Lv·Lt`` floats per worker. The default (8, 64) was the fastest of
-            the shapes measured side by side on a 2-core CPU (``benchmarks/RESULTS.md``: 32 × 32
-            and 16 × 16 took 4–10 % longer). On a GPU, (128, 256) is a good value. Rows and columns of a
-            block are sorted by length first, so that each tile's padding (trimmed) is small.
+            ``2·videos·texts·Lv·Lt`` floats per worker (default (8, 64) for the CPU, e.g. (128, 256) on a
+            GPU; ``benchmarks/RESULTS.md`` compares shapes). Rows and columns of a block are
+            sorted by length first, so that each tile's padding (trimmed) is small.
         device: Where similarities are computed (e.g. ``"cuda"``). Token tensors of a snapshot
             are copied there, in their stored dtype, on first use and kept; results come back
             to the CPU as float32.
@@ -129,8 +133,6 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         cico_kernel: Literal["fused", "reference"] = "fused",
         pair_chunk: int = 64,
     ):
-        from .snapshots import validate_same_samples  # not at the top: snapshots re-exports this module
-
         if not snapshots:
             raise ValueError("SnapshotSimilaritySeries needs at least one snapshot.")
         validate_same_samples(
@@ -157,36 +159,98 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         self.num_snapshots = len(snapshots)
         self.num_samples = snapshots[0].num_samples
         self.positions = as_positions([s.epoch for s in snapshots], self.num_snapshots)
-        self.cache = SnapshotCache(self.snapshots, self.device, self.temperature, self.direction)
-        self.jobs = JobRunner(self.device, self.tile_workers)
+        # device copies of the snapshots' tensors, built on first use and kept
+        self._pooled_cache: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._token_cache: dict[int, tuple[torch.Tensor, ...]] = {}
+        self._text_rows_cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._lengths_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ reading the snapshots
 
     def pooled(self, snapshot: int, pooling: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, D) video and text vectors of one snapshot on ``device``, cached in their stored dtype."""
-        return self.cache.pooled(snapshot, pooling)
+        """(N, D) video and text vectors of one snapshot on ``device``, cached in their stored dtype.
+
+        Callers convert the rows they select to float32: a float32 copy of every vector would
+        double the memory of large (pooled fp16) snapshots.
+        """
+        key = (snapshot, pooling)
+        if key not in self._pooled_cache:
+            video, text = self.snapshots[snapshot].pooled_vectors(pooling)
+            self._pooled_cache[key] = (video.to(self.device), text.to(self.device))
+        return self._pooled_cache[key]
 
     def tokens(self, snapshot: int) -> tuple[torch.Tensor, ...]:
-        """Video tokens, video mask, text tokens, text mask of one snapshot on ``device``, cached."""
-        return self.cache.tokens(snapshot)
+        """Video tokens (N, Lv, D), video mask (N, Lv), text tokens (N, Lt, D), text mask (N, Lt)
+        of one snapshot on ``device``, cached."""
+        if snapshot not in self._token_cache:
+            snap = self.snapshots[snapshot]
+            tensors = (snap.video_tokens, snap.video_mask, snap.text_tokens, snap.text_mask)
+            self._token_cache[snapshot] = tuple(t.to(self.device) for t in tensors)
+        return self._token_cache[snapshot]
 
     def lengths(self, snapshot: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,) long numbers of real video and text tokens of one snapshot, on ``device``, cached."""
-        return self.cache.lengths(snapshot)
+        if snapshot not in self._lengths_cache:
+            _, video_mask, _, text_mask = self.tokens(snapshot)
+            self._lengths_cache[snapshot] = (video_mask.sum(dim=1), text_mask.sum(dim=1))
+        return self._lengths_cache[snapshot]
 
     def text_rows(self, snapshot: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(N, Lt, D + 2) augmented text rows and (N, Lt) mean weights or None, cached (fused kernel)."""
-        return self.cache.text_rows(snapshot)
+        """Text tokens prepared for :func:`~trainers.method.cico_kernels.fused_cico_logits`, cached:
+        (N, Lt, D + 2) float32 augmented rows and (N, Lt) mean weights (None if ``direction``
+        needs none).
+
+        Costs ``4·N·Lt·(D+3)`` bytes; only the snapshot used last is kept, since the scores read
+        one snapshot at a time.
+        """
+        if snapshot not in self._text_rows_cache:
+            self._text_rows_cache.clear()
+            _, _, text_tokens, text_mask = self.tokens(snapshot)
+            n, length, dim = text_tokens.shape
+            rows = torch.empty(n, length, dim + 2, dtype=torch.float32, device=self.device)
+            for i in range(0, n, 1024):
+                rows[i : i + 1024] = augment_text_tokens(
+                    text_tokens[i : i + 1024].float(), text_mask[i : i + 1024], self.temperature
+                )
+            weights = mean_weights(text_mask, self.temperature, self.direction, "text")
+            self._text_rows_cache[snapshot] = (rows, weights)
+        return self._text_rows_cache[snapshot]
 
     def gathered_text_rows(
         self, snapshot: int, texts: torch.Tensor, length: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Augmented rows (k, L, D + 2) and mean weights (k, L) or None of ``texts`` (k,)."""
-        return self.cache.gathered_text_rows(snapshot, texts, length)
+        """Augmented rows (k, L, D + 2) and mean weights (k, L) or None of ``texts`` (k,).
+
+        ``L`` is ``length`` if given, else the longest of ``texts``: padding beyond it is dropped.
+        """
+        prepared, weights = self.text_rows(snapshot)  # (N, Lt, D + 2), (N, Lt)
+        if length is None:
+            length = int(self.lengths(snapshot)[1].index_select(0, texts).max())
+        positions = torch.arange(max(length, 1), device=self.device)
+        token_rows = (texts.unsqueeze(1) * prepared.shape[1] + positions).view(-1)
+        rows = (
+            prepared.view(-1, prepared.shape[2])
+            .index_select(0, token_rows)
+            .view(len(texts), len(positions), -1)
+        )
+        if weights is None:
+            return rows, None
+        return rows, weights.view(-1).index_select(0, token_rows).view(len(texts), len(positions))
 
     def run_jobs(self, jobs: Sequence[Callable[[], None]]) -> None:
-        """Run independent tile jobs: on the CPU on ``tile_workers`` threads, elsewhere in order."""
-        self.jobs.run(jobs)
+        """Run independent jobs (each writes its own part of a shared result); re-raise their errors.
+
+        On the CPU they run on ``tile_workers`` threads with ONE intra-op thread each; on other
+        devices (or with at most one worker or job) in order, in the calling thread.
+        """
+        if self.device.type != "cpu" or self.tile_workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                job()
+            return
+        # torch.set_num_threads in a worker thread only sets that thread's OpenMP team size
+        with ThreadPoolExecutor(self.tile_workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            for future in [pool.submit(job) for job in jobs]:
+                future.result()  # re-raises a worker's exception
 
     # ------------------------------------------------------------------ blocks
 
@@ -195,7 +259,7 @@ class SnapshotSimilaritySeries(SimilaritySeries):
         if self.aggregation != "cico":
             video, text = self.pooled(snapshot, self.aggregation)
             return (rows_float(video, rows) @ rows_float(text, cols).transpose(0, 1)).cpu()
-        return cico_tiles.cico_block(self, snapshot, rows, cols).cpu()
+        return self.cico_block(snapshot, rows, cols).cpu()
 
     @property
     def uses_fused_kernel(self) -> bool:
@@ -203,25 +267,98 @@ class SnapshotSimilaritySeries(SimilaritySeries):
 
     def tile_steps(self, num_rows: int) -> tuple[int, int]:
         """Rows and columns per tile (``tile_size``; a single row gets ``videos·texts`` columns)."""
-        return cico_tiles.tile_steps(self.tile_size, num_rows)
+        videos, texts = self.tile_size
+        return (1, videos * texts) if num_rows == 1 else (videos, texts)
+
+    def cico_block(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """CiCo of ``rows`` (r,) × ``cols`` (c,) on ``device`` → (r, c) float32 on that device.
+
+        Similar lengths share a tile, so trimming each tile to its longest sample wastes little:
+        rows and columns are sorted by token count, computed, and put back in their given order.
+        """
+        video_lengths, text_lengths = self.lengths(snapshot)
+        row_order = torch.argsort(video_lengths.index_select(0, rows), stable=True)
+        col_order = torch.argsort(text_lengths.index_select(0, cols), stable=True)
+        sorted_block = self.fused_sorted_block if self.uses_fused_kernel else self.reference_sorted_block
+        result = sorted_block(snapshot, rows[row_order], cols[col_order])
+        unsorted = torch.empty_like(result)
+        unsorted[row_order.unsqueeze(1), col_order.unsqueeze(0)] = result
+        return unsorted
+
+    def cico_tile(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Reference-kernel CiCo of one tile ``rows`` (r,) × ``cols`` (c,) → (r, c), padding trimmed."""
+        video_tokens, video_mask, text_tokens, text_mask = (
+            tensor.index_select(0, indices)
+            for tensor, indices in zip(self.tokens(snapshot), (rows, rows, cols, cols), strict=True)
+        )
+        return reference_cico_tile(
+            video_tokens, video_mask, text_tokens, text_mask, self.temperature, self.direction
+        )
 
     def reference_sorted_block(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """CiCo of length-sorted ``rows`` × ``cols`` with the reference kernel → (r, c) on ``device``."""
-        return cico_tiles.reference_sorted_block(self, snapshot, rows, cols)
+        """CiCo of length-sorted ``rows`` × ``cols`` with :meth:`cico_tile` → (r, c) on ``device``."""
+        result = torch.empty(len(rows), len(cols), dtype=torch.float32, device=self.device)
+        row_step, col_step = self.tile_steps(len(rows))
+
+        def tile_job(r0: int, c0: int) -> Callable[[], None]:
+            def job() -> None:
+                tile_rows, tile_cols = rows[r0 : r0 + row_step], cols[c0 : c0 + col_step]
+                result[r0 : r0 + len(tile_rows), c0 : c0 + len(tile_cols)] = self.cico_tile(
+                    snapshot, tile_rows, tile_cols
+                )
+
+            return job
+
+        self.run_jobs(
+            [tile_job(r0, c0) for r0 in range(0, len(rows), row_step) for c0 in range(0, len(cols), col_step)]
+        )
+        return result
 
     def fused_sorted_block(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """CiCo of length-sorted ``rows`` × ``cols`` with the fused kernel → (r, c) on ``device``."""
-        return cico_tiles.fused_sorted_block(self, snapshot, rows, cols)
+        """CiCo of length-sorted ``rows`` × ``cols`` with :func:`fused_cico_logits` → (r, c) on ``device``.
+
+        Each row block is augmented once; each job gathers one column block once and runs it
+        against all row blocks in one reused workspace, so besides the GEMMs a tile costs its
+        elementwise passes and a few small operations.
+        """
+        self.text_rows(snapshot)  # built here, not by racing worker threads
+        row_blocks = self.video_row_blocks(snapshot, rows)
+        longest_block = max(video_rows.shape[0] * video_rows.shape[1] for _, video_rows, _ in row_blocks)
+        result = torch.empty(len(rows), len(cols), dtype=torch.float32, device=self.device)
+        col_step = self.tile_steps(len(rows))[1]
+
+        def column_job(c0: int) -> Callable[[], None]:
+            def job() -> None:
+                block_cols = cols[c0 : c0 + col_step]
+                text_rows, text_weights = self.gathered_text_rows(snapshot, block_cols)
+                workspace = torch.empty(
+                    2 * longest_block * text_rows.shape[0] * text_rows.shape[1], device=self.device
+                )
+                for r0, video_rows, video_weights in row_blocks:
+                    result[r0 : r0 + len(video_rows), c0 : c0 + len(block_cols)] = fused_cico_logits(
+                        video_rows, text_rows, video_weights, text_weights, workspace
+                    )
+
+            return job
+
+        self.run_jobs([column_job(c0) for c0 in range(0, len(cols), col_step)])
+        return result
 
     def video_row_blocks(
         self, snapshot: int, sorted_rows: torch.Tensor
     ) -> list[tuple[int, torch.Tensor, torch.Tensor | None]]:
         """Per block of tile rows: (start, (a, Lv, D + 2) augmented rows, (a, Lv) weights)."""
-        return cico_tiles.video_row_blocks(self, snapshot, sorted_rows)
-
-    def cico_tile(self, snapshot: int, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Reference-kernel CiCo of one tile → (r, c), with padding trimmed to its longest sample."""
-        return cico_tiles.cico_tile(self, snapshot, rows, cols)
+        video_tokens, video_mask = self.tokens(snapshot)[:2]
+        row_step = self.tile_steps(len(sorted_rows))[0]
+        blocks = []
+        for r0 in range(0, len(sorted_rows), row_step):
+            block_rows = sorted_rows[r0 : r0 + row_step]
+            tokens, mask = trim_padding(
+                video_tokens.index_select(0, block_rows), video_mask.index_select(0, block_rows)
+            )
+            video_rows = augment_video_tokens(tokens.float(), mask, self.temperature)
+            blocks.append((r0, video_rows, mean_weights(mask, self.temperature, self.direction, "video")))
+        return blocks
 
     # ------------------------------------------------------------------ pairs and candidates
 
@@ -233,26 +370,122 @@ class SnapshotSimilaritySeries(SimilaritySeries):
     def pooled_pairs(
         self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor, chunk: int = 1 << 12
     ) -> torch.Tensor:
-        """Pooled cosine of the pairs → (P,) float32, ``chunk`` pairs per job (bounded memory)."""
-        return pair_scoring.pooled_pairs(self, snapshot, video_indices, text_indices, chunk)
+        """Pooled cosine of the pairs (P,) × (P,) → (P,) float32, ``chunk`` pairs per job (bounded memory).
+
+        The rows of a chunk are gathered once per distinct index of a run (a side given as runs
+        of equal indices, like ``arange(N).repeat_interleave(M)``, costs one random read per run,
+        not per pair). Chunks are small so that their temporaries stay in cache and are reused by
+        the allocator; they run on ``tile_workers`` threads. Extra memory per worker: about
+        ``4·chunk·D`` bytes per side.
+        """
+        video, text = self.pooled(snapshot, self.aggregation)
+        values = torch.empty(video_indices.shape[0], dtype=torch.float32)
+
+        def chunk_job(start: int) -> Callable[[], None]:
+            def job() -> None:
+                videos = gather_runs(video, video_indices[start : start + chunk].to(self.device))
+                texts = gather_runs(text, text_indices[start : start + chunk].to(self.device))
+                values[start : start + chunk] = (videos * texts).sum(-1).cpu()
+
+            return job
+
+        self.run_jobs([chunk_job(start) for start in range(0, video_indices.shape[0], chunk)])
+        return values
 
     def cico_pairs(
         self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor
     ) -> torch.Tensor:
-        """CiCo of the pairs ``(video_indices[p], text_indices[p])`` → (P,) float32."""
-        return pair_scoring.cico_pairs(self, snapshot, video_indices, text_indices)
+        """CiCo of the pairs ``(video_indices[p], text_indices[p])`` → (P,) float32.
+
+        Fused kernel: per video, its texts sorted by length and cut into chunks of
+        ``pair_chunk`` (see :meth:`fused_pairs_of_video`); otherwise one 1 × k reference tile per
+        video (:meth:`tiled_cico_pairs`). Each pair is computed once, with padding trimmed to its
+        chunk's longest text.
+        """
+        if not self.uses_fused_kernel:
+            return self.tiled_cico_pairs(snapshot, video_indices, text_indices)
+        values = torch.empty(video_indices.shape[0], dtype=torch.float32)
+        self.text_rows(snapshot)  # built once here, not by racing worker threads
+        text_lengths = self.lengths(snapshot)[1].cpu()
+        lengths = text_lengths.index_select(0, text_indices)
+        order = torch.argsort(video_indices * (int(text_lengths.max()) + 1) + lengths)  # video, length
+        sorted_texts, sorted_lengths = text_indices[order], lengths[order]
+        unique, counts = torch.unique_consecutive(video_indices[order], return_counts=True)
+        starts = (torch.cumsum(counts, 0) - counts).tolist()
+
+        def video_job(video: int, start: int, stop: int) -> Callable[[], None]:
+            def job() -> None:
+                values[order[start:stop]] = self.fused_pairs_of_video(
+                    snapshot, video, sorted_texts[start:stop], sorted_lengths[start:stop]
+                )
+
+            return job
+
+        jobs = [
+            video_job(v, s, s + c) for v, s, c in zip(unique.tolist(), starts, counts.tolist(), strict=True)
+        ]
+        self.run_jobs(jobs)
+        return values
 
     def fused_pairs_of_video(
         self, snapshot: int, video: int, texts: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
-        """CiCo of one video with ``texts`` (k,) sorted by their ``lengths`` (k,) → (k,) float32."""
-        return pair_scoring.fused_pairs_of_video(self, snapshot, video, texts, lengths)
+        """CiCo of one video with ``texts`` (k,) sorted by their ``lengths`` (k,) → (k,) float32.
+
+        The augmented rows of ``pair_chunk`` texts at a time (padded to the chunk's longest) are
+        gathered from :meth:`text_rows`: small chunks keep the gathered rows and the
+        (Lv, pair_chunk·Lt) logits near the size of a core's L2 cache and trim padding well.
+        Extra memory per call: about ``pair_chunk·Lt·(D+2)`` floats plus two logits tiles.
+        """
+        video_tokens, video_mask, _, _ = self.tokens(snapshot)
+        tokens, mask = trim_padding(video_tokens[video].unsqueeze(0), video_mask[video].unsqueeze(0))
+        video_rows = augment_video_tokens(tokens.float(), mask, self.temperature)  # (1, Lv_i, D + 2)
+        video_weights = mean_weights(mask, self.temperature, self.direction, "video")
+        result = torch.empty(texts.shape[0], dtype=torch.float32, device=self.device)
+        texts = texts.to(self.device)
+        for c0 in range(0, texts.shape[0], self.pair_chunk):
+            chunk_texts = texts[c0 : c0 + self.pair_chunk]
+            length = int(lengths[c0 + len(chunk_texts) - 1])  # sorted: the last is the longest
+            text_rows, text_weights = self.gathered_text_rows(snapshot, chunk_texts, length)
+            result[c0 : c0 + len(chunk_texts)] = fused_cico_logits(
+                video_rows, text_rows, video_weights, text_weights
+            )[0]
+        return result.cpu()
 
     def tiled_cico_pairs(
         self, snapshot: int, video_indices: torch.Tensor, text_indices: torch.Tensor
     ) -> torch.Tensor:
-        """CiCo of the pairs → (P,) with one 1 × k reference tile per video."""
-        return pair_scoring.tiled_cico_pairs(self, snapshot, video_indices, text_indices)
+        """CiCo of the pairs → (P,) with :meth:`cico_tile`: one 1 × k tile per video (reference kernel)."""
+        values = torch.empty(video_indices.shape[0], dtype=torch.float32)
+        _, text_lengths = self.lengths(snapshot)
+        chunk = self.tile_steps(1)[1]
+        order = torch.argsort(video_indices, stable=True)
+        unique, counts = torch.unique_consecutive(video_indices[order], return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+
+        def video_job(video: int, start: int, count: int) -> Callable[[], None]:
+            def job() -> None:
+                chosen = order[start : start + count]
+                texts = text_indices[chosen]
+                by_length = torch.argsort(text_lengths.index_select(0, texts.to(self.device)), stable=True)
+                for c0 in range(0, count, chunk):  # chunks of similar text lengths
+                    part = by_length[c0 : c0 + chunk].cpu()
+                    tile = self.cico_tile(
+                        snapshot,
+                        torch.tensor([video], device=self.device),
+                        texts[part].to(self.device),
+                    )
+                    values[chosen[part]] = tile[0].float().cpu()
+
+            return job
+
+        self.run_jobs(
+            [
+                video_job(v, s, c)
+                for v, s, c in zip(unique.tolist(), starts.tolist(), counts.tolist(), strict=True)
+            ]
+        )
+        return values
 
     @property
     def expensive_pairs(self) -> bool:
@@ -369,3 +602,16 @@ def as_similarity_series(
     if isinstance(source, torch.Tensor):
         return TensorSimilaritySeries(source, **kwargs)
     return SnapshotSimilaritySeries(list(source), **kwargs)
+
+
+def rows_float(vectors: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``vectors[rows]`` as float32 (r, D)."""
+    return vectors.index_select(0, rows).float()
+
+
+def gather_runs(vectors: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``vectors[rows]`` as float32 (r, D), reading each run of equal consecutive ``rows`` once."""
+    unique, inverse = torch.unique_consecutive(rows, return_inverse=True)
+    if unique.shape[0] * 2 > rows.shape[0]:  # few repeats: a plain gather is cheaper
+        return rows_float(vectors, rows)
+    return rows_float(vectors, unique).index_select(0, inverse)

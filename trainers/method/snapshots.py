@@ -13,12 +13,8 @@ epoch, checkpoint path, aggregation, CiCo temperature, kind, number of samples a
 in order. No pickles. Sizes: tokens take ``N·(Lv+Lt)·D·2`` bytes (PHOENIX-2014T with 7,096
 videos, 75 visual and 30 text tokens of 1,024 dims: about 1.5 GB); pooled vectors ``2·N·D·2``.
 
-:class:`~trainers.method.similarity_series.SnapshotSimilaritySeries` (and
-:class:`~trainers.method.similarity_series.TensorSimilaritySeries` for a precomputed ``(S, N, N)``
-tensor) present a series of snapshots as similarity matrices read block by block, which is all
-that trajectory analysis and Pair Selection need; they live in
-:mod:`trainers.method.similarity_series` (CiCo kernels in :mod:`trainers.method.cico_kernels`)
-and are re-exported here, so that ``from trainers.method.snapshots import ...`` keeps working.
+:class:`~trainers.method.similarity_series.SnapshotSimilaritySeries` presents a series of
+snapshots as similarity matrices read block by block.
 """
 
 from __future__ import annotations
@@ -36,30 +32,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from modeling_scl_slt.similarity import AGGREGATIONS, pool_text_tokens, pool_video_tokens
-
-# Re-exported (see __all__): the similarity series and CiCo kernels once lived in this module;
-# none of their modules imports this one at import time.
-from .cico_kernels import (
-    DIRECTIONS,
-    FUSED_MIN_TEMPERATURE,
-    LOG2_E,
-    PADDING_LOGIT,
-    Direction,
-    augment_text_tokens,
-    augment_video_tokens,
-    combine_directions,
-    fused_cico_logits,
-    mean_weights,
-    trim_padding,
-)
-from .similarity_series import (
-    SimilaritySeries,
-    SnapshotSimilaritySeries,
-    TensorSimilaritySeries,
-    as_positions,
-    as_similarity_series,
-)
-from .snapshot_cache import gather_runs, rows_float
 
 SNAPSHOT_METADATA_KEY = "scl_slt_snapshot"
 SNAPSHOT_FORMAT = "scl-slt-snapshot"
@@ -329,40 +301,3 @@ def sample_mismatch(expected: list, actual: list) -> str:
         return f"{len(actual)} samples instead of {len(expected)}"
     position = next(i for i, (a, b) in enumerate(zip(expected, actual, strict=True)) if a != b)
     return f"position {position} holds {actual[position]!r} instead of {expected[position]!r}"
-
-
-__all__ = [
-    "DIRECTIONS",
-    "FUSED_MIN_TEMPERATURE",
-    "LOG2_E",
-    "PADDING_LOGIT",
-    "POOLED_TENSORS",
-    "SNAPSHOT_FORMAT",
-    "SNAPSHOT_FORMAT_VERSION",
-    "SNAPSHOT_METADATA_KEY",
-    "TOKEN_TENSORS",
-    "Direction",
-    "SimilaritySeries",
-    "Snapshot",
-    "SnapshotSimilaritySeries",
-    "TensorSimilaritySeries",
-    "as_positions",
-    "as_similarity_series",
-    "augment_text_tokens",
-    "augment_video_tokens",
-    "combine_directions",
-    "find_snapshot_files",
-    "fused_cico_logits",
-    "gather_runs",
-    "load_snapshot",
-    "load_snapshot_series",
-    "mean_weights",
-    "pad_and_concatenate",
-    "read_snapshot_record",
-    "rows_float",
-    "sample_mismatch",
-    "save_snapshot",
-    "snapshot_filename",
-    "trim_padding",
-    "validate_same_samples",
-]

@@ -44,8 +44,8 @@ from typing import Literal
 
 import torch
 
-from .similarity_series import RowShare
-from .snapshots import SimilaritySeries, Snapshot, as_similarity_series
+from .similarity_series import RowShare, SimilaritySeries, as_similarity_series
+from .snapshots import Snapshot
 from .text_groups import text_group_ids
 
 CATEGORIES = ("H->L", "H->H", "L->H", "L->L")

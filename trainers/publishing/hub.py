@@ -35,7 +35,8 @@ from transformers import AutoTokenizer
 import modeling_scl_slt
 from datasets_scripts import export_parquet
 
-from .model_card import CARD_FILE, LOCAL_PLACEHOLDER, write_model_card
+from .card_facts import LOCAL_PLACEHOLDER
+from .model_card import CARD_FILE, write_model_card
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILE = "tokenizer_config.json"

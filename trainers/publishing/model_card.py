@@ -29,12 +29,9 @@ from huggingface_hub import ModelCard
 
 from model_cards import TRANSLATION_TEMPLATE, read_template
 
-from .card_facts import LOCAL_PLACEHOLDER, card_facts
+from .card_facts import card_facts
 from .card_io import read_json_file, read_optional_json, read_yaml_file, section, split_scores
 from .card_metadata import PIPELINE_TAG, card_metadata
-from .card_model import count_parameters
-
-__all__ = ["CARD_FILE", "LOCAL_PLACEHOLDER", "build_model_card", "count_parameters", "write_model_card"]
 
 CARD_FILE = "README.md"
 

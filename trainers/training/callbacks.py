@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 
 from ..method.snapshots import TOKEN_TENSORS, Snapshot, pad_and_concatenate, save_snapshot, snapshot_filename
 from .arguments import SclSltTrainingArguments
 from .retrieval import collect_features
-
-if TYPE_CHECKING:
-    from .trainer import SclSltTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +30,15 @@ class ReferenceSnapshotCallback(TrainerCallback):
     the evaluation collator (no augmentation). Every process embeds its share of the training set
     (:func:`batch_aligned_share`, with ``dataloader_num_workers`` loader workers); the shares are
     gathered to the main process, which writes the file: the same bytes as one process's.
+
+    Args:
+        trainer: The running Trainer: its model, accelerator and training set are embedded.
+        eval_data_collator: Collator of the snapshot batches (the evaluation transform).
     """
 
-    def __init__(self, trainer: SclSltTrainer) -> None:
+    def __init__(self, trainer: Trainer, eval_data_collator: Callable) -> None:
         self.trainer = trainer
+        self.eval_data_collator = eval_data_collator
 
     def on_epoch_end(self, args: SclSltTrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
         epoch = round(state.epoch or 0)
@@ -63,7 +66,7 @@ class ReferenceSnapshotCallback(TrainerCallback):
             loader = DataLoader(
                 Subset(dataset, share),
                 batch_size=batch_size,
-                collate_fn=trainer.eval_data_collator,
+                collate_fn=self.eval_data_collator,
                 num_workers=args.dataloader_num_workers,
             )
             features = collect_features(model, loader, args.device, normalize_to=SNAPSHOT_DTYPE)

@@ -26,6 +26,7 @@ generator at step time, whose state the Trainer's checkpoints save and restore (
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -43,28 +44,15 @@ from modeling_scl_slt.decoding_scl_slt import decode_generated
 from modeling_scl_slt.modeling_scl_slt import shift_tokens_right
 
 from ..method.losses import ContrastiveLossOutput
-from ..method.pair_selection import SparseScores
+from ..method.pair_selection import SparseScores, load_pair_scores
 from ..method.text_groups import text_group_ids
 from ..metrics import compute_translation_metrics
-from .arguments import SclSltTrainingArguments
+from .arguments import BatchSamplers, SclSltTrainingArguments
 from .callbacks import ReferenceSnapshotCallback, broadcast_buffers_from_main
-from .components import BATCH_SAMPLERS, build_batch_sampler, build_contrastive_loss
-from .retrieval import blocked_similarity, collect_features, retrieval_metrics
+from .components import BATCH_SAMPLERS, build_contrastive_loss, training_sample_ids
+from .retrieval import retrieval_metrics
 from .speed_switches import apply_speed_switches
 from .stages import Stage, get_stage
-
-# Re-exported: these lived here before the training package was split.
-__all__ = [
-    "BATCH_SAMPLERS",
-    "CurriculumEpochCallback",
-    "ReferenceSnapshotCallback",
-    "SclSltTrainer",
-    "SclSltTrainingArguments",
-    "TranslationMetrics",
-    "blocked_similarity",
-    "collect_features",
-    "retrieval_metrics",
-]
 
 TEXT_BRANCH_INPUTS = ("text_input_ids", "text_attention_mask")
 
@@ -109,14 +97,79 @@ class SclSltTrainer(Seq2SeqTrainer):
                 self.processing_class, self.args.metric_language, generation_config
             )
         if self.stage.takes_snapshots:
-            self.add_callback(ReferenceSnapshotCallback(self))
+            self.add_callback(ReferenceSnapshotCallback(self, self.eval_data_collator))
         self.add_callback(CurriculumEpochCallback(self))
         apply_speed_switches(self.model, self.args)
 
     # --- pluggable parts ------------------------------------------------------------------
     def build_batch_sampler(self) -> Sampler[list[int]] | None:
-        """The training batch sampler, or None for the Trainer's default random sampler."""
-        return build_batch_sampler(self)
+        """``args.batch_sampler`` for the stage, or None for the Trainer's own random sampler.
+
+        A :class:`BatchSamplers` name (``auto``: the stage's default), a ``Sampler`` class (built from
+        the keyword arguments its ``__init__`` names, see :meth:`sampler_kwargs`) or a callable
+        ``trainer -> batch sampler``.
+        """
+        choice = self.args.batch_sampler
+        if isinstance(choice, str):
+            if choice not in list(BatchSamplers):
+                names = [sampler.value for sampler in BatchSamplers]
+                raise ValueError(f"batch_sampler must be one of {names}, got {choice!r}")
+            choice = BatchSamplers(choice)
+            if choice is BatchSamplers.AUTO:
+                choice = self.stage.default_batch_sampler
+            if choice is None:
+                return None
+            choice = BATCH_SAMPLERS[choice]
+        if isinstance(choice, type):
+            return choice(**self.sampler_kwargs(choice))
+        return choice(self)
+
+    def sampler_kwargs(self, sampler_class: type) -> dict[str, Any]:
+        """The keyword arguments ``sampler_class`` names, from the training set and the args."""
+        args, dataset = self.args, self.train_dataset
+        accepted = inspect.signature(sampler_class.__init__).parameters
+        available: dict[str, Any] = {
+            "num_samples": len(dataset),
+            "batch_size": args.per_device_train_batch_size,
+            "num_epochs": max(1, math.ceil(args.num_train_epochs)),
+            "schedule": args.curriculum_schedule,
+            "log_base": args.curriculum_log_base,
+            "avoid_duplicate_texts": args.avoid_duplicate_texts,
+            "seed": args.seed,
+            "drop_last": args.dataloader_drop_last,
+        }
+        if "texts" in accepted:
+            names = getattr(dataset, "column_names", None) or []
+            available["texts"] = list(dataset["text"]) if "text" in names else None
+        if "scores" in accepted:
+            available["scores"] = self.training_scores()
+        return {name: value for name, value in available.items() if name in accepted}
+
+    def training_scores(self) -> torch.Tensor | SparseScores:
+        """The Pair Selection scores of the training set: given to the trainer or read from the args' file.
+
+        Scores read from a file are matched to the training set by sample name (see
+        :func:`~trainers.method.pair_selection.load_pair_scores`); scores given as tensors carry no
+        names, so only their count is checked.
+        """
+        scores = self.pair_selection_scores
+        if scores is None and self.args.pair_selection_scores:
+            # reordered to the training set's order, or refused when they belong to other samples
+            scores = load_pair_scores(
+                self.args.pair_selection_scores, sample_ids=training_sample_ids(self.train_dataset)
+            )
+        if scores is None:
+            raise ValueError(
+                "the ps_curriculum sampler needs Pair Selection scores: pass pair_selection_scores= to "
+                "SclSltTrainer or set args.pair_selection_scores to a scores file"
+            )
+        count = scores.num_samples if isinstance(scores, SparseScores) else scores.shape[0]
+        num_train = len(self.train_dataset)
+        if count != num_train:
+            raise ValueError(
+                f"Pair Selection scores cover {count} samples but the training set has {num_train}"
+            )
+        return scores
 
     # --- data -------------------------------------------------------------------------------
     def get_train_dataloader(self) -> DataLoader:

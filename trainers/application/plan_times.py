@@ -1,4 +1,4 @@
-"""The text of a training plan (``scl-slt plan``, the start of ``scl-slt train``) and its time estimate.
+"""How long the stages of a training plan take: epochs of training steps at measured frames per second.
 
 Times come from frames per second measured on a named device (``benchmarks/RESULTS.md``): without a
 measurement for the device, preset, precision and frame size of the run, the plan has no time.
@@ -6,14 +6,9 @@ measurement for the device, preset, precision and frame size of the run, the pla
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..training.progress import format_duration
+from .plan_inputs import PlanDevice
 from .recipe_config import RecipeConfig
-
-if TYPE_CHECKING:
-    from .plan import TrainingPlan
-    from .plan_inputs import PlanDevice
 
 # (device name, preset, precision, frame side) → training frames per second of one step: both
 # losses, full fine-tuning, a batch of 2 clips of 112 frames (benchmarks/RESULTS.md §1, H100 table).
@@ -26,58 +21,6 @@ MEASURED_FRAMES_PER_SECOND: dict[tuple[str, str, str, int], float] = {
 TRAINING_CLIPS: dict[str, tuple[int, int]] = {
     "phoenix2014t": (7096, 827_354),  # median 112 frames, longest 475 (23 clips above 300)
 }
-COLUMNS = ("weights", "gradients", "optimizer", "activations", "peak")
-GIB = 2**30
-
-
-def format_plan(plan: TrainingPlan, compact: bool = False) -> str:
-    """The plan as text: notes, one table per stage (``compact``: one table, the configured rows),
-    the verdict, the advice and the times."""
-    usable = plan.device.usable
-    fits_header = [] if usable is None else [f"fits {gib(usable)}"]
-    lines = [
-        f"plan of {plan.source} for {plan.device.describe()}",
-        *(f"  {note}" for note in (plan.shape_note, *plan.notes)),
-    ]
-    header = ["setting" if not compact else "stage", *COLUMNS, *fits_header]
-    rows: list[list[str]] = []
-    for stage in plan.stages:
-        _, first = stage.rows[0]
-        title = (
-            f"stage {stage.stage} (batch {stage.batch_size}, {stage.epochs:g} epochs): "
-            f"{first.total_parameters / 1e6:,.1f} M parameters, {first.trainable_parameters / 1e6:,.1f} M "
-            f"trainable, {first.updated_parameters / 1e6:,.1f} M get gradients in this stage"
-        )
-        stage_rows = stage.rows[:1] if compact else stage.rows
-        if not compact:
-            lines += ["", title, *table(header, [row_cells(v.label, m, usable) for v, m in stage_rows])]
-        else:
-            rows += [row_cells(stage.stage, memory, usable) for _, memory in stage_rows]
-    if compact:
-        lines += ["", *table(header, rows)]
-    lines += ["", f"verdict: {plan.verdict}", *(f"advice: {line}" for line in plan.advice)]
-    lines += [f"time: {line}" for line in plan.time]
-    return "\n".join(lines)
-
-
-def row_cells(label: str, memory: object, usable: int | None) -> list[str]:
-    """One table row: the label, the five sizes and (with a known memory) whether it fits."""
-    cells = [label, *(gib(getattr(memory, column)) for column in COLUMNS)]
-    if usable is not None:
-        cells.append("yes" if memory.peak <= usable else "no")  # type: ignore[attr-defined]
-    return cells
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """Aligned text columns: the first left-aligned, the others right-aligned."""
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    return [
-        "  "
-        + "  ".join(
-            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
-        ).rstrip()
-        for row in (header, *rows)
-    ]
 
 
 def time_estimate(config: RecipeConfig, device: PlanDevice) -> list[str]:
@@ -120,8 +63,3 @@ def measured_key(name: str | None, preset: str, precision: str, image_size: int)
         if name.lower() in key[0].lower() and key[1:] == (preset, precision, image_size):
             return key
     return None
-
-
-def gib(size: float) -> str:
-    """Bytes as ``12.3 GiB`` (or ``45.6 MiB`` below a GiB)."""
-    return f"{size / GIB:.1f} GiB" if size >= GIB else f"{size / 2**20:.1f} MiB"
