@@ -149,8 +149,8 @@ def test_smoke_experiment_runs_resumes_and_reports(tmp_path: Path) -> None:
     options = ["--output-dir", str(out), "--scale", "smoke", "--seeds", "0", "1"]
     options += ["--variants", "baseline,random,ps_log", "--sweep", "0.9", "--no-oracle", "--jobs", "2"]
     command = module_command(MODULE, [*options, "--annotations", str(annotations)])
-    run = {"capture_output": True, "text": True, "timeout": 900, "cwd": tmp_path, "env": module_environment()}
-    finished = subprocess.run(command, **run)
+    how = {"capture_output": True, "text": True, "timeout": 900, "cwd": tmp_path, "env": module_environment()}
+    finished = subprocess.run(command, **how)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     results = json.loads((out / "feature_twin.json").read_text())
     assert results["train_videos"] == 24 and results["dev_videos"] == 6
@@ -170,6 +170,6 @@ def test_smoke_experiment_runs_resumes_and_reports(tmp_path: Path) -> None:
     assert (run_dirs["random"] / "reference").resolve() == (run_dirs["ps_log"] / "reference").resolve()
     weights = {n: (d / "scl" / "model" / "model.safetensors").read_bytes() for n, d in run_dirs.items()}
     assert weights["random"] != weights["ps_log"]
-    again = subprocess.run(command, **run)
+    again = subprocess.run(command, **how)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "started:" not in again.stdout
