@@ -38,9 +38,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from benchmarks.harness import load_average, machine_info, time_call, time_interleaved
-from datasets_scripts import SignTranslationCollator, VideoTransform, load_phoenix2014t
+from datasets_scripts import SignTranslationCollator, load_phoenix2014t
 from datasets_scripts.synthetic import make_signers, render_clip, sample_sentence
-from modeling_scl_slt import SclSltForSignTranslation
+from modeling_scl_slt import SclSltForSignTranslation, VideoTransform
 from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 
 WIDTH, HEIGHT = 210, 260

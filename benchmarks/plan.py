@@ -78,17 +78,16 @@ CASES = {
 
 def settings(case: Case) -> dict[str, MemoryKnobs]:
     """The knob settings compared, by name."""
-    chunks = {
+    checkpointing = {
         "backbone_chunk_size": case.chunk_size,
-        "backbone_checkpointing": True,
+        "gradient_checkpointing": True,
         "freeze_batch_norm": True,
     }
     return {
         "plain": MemoryKnobs(),
-        "backbone chunks + checkpointing": MemoryKnobs(**chunks),
-        "mBART checkpointing": MemoryKnobs(mbart_checkpointing=True),
+        "backbone chunks + gradient checkpointing": MemoryKnobs(**checkpointing),
         "bf16 autocast": MemoryKnobs(autocast="bf16"),
-        "all knobs": MemoryKnobs(**chunks, mbart_checkpointing=True, autocast="bf16"),
+        "all knobs": MemoryKnobs(**checkpointing, autocast="bf16"),
     }
 
 

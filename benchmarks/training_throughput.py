@@ -229,26 +229,31 @@ def run_worker(args: argparse.Namespace, output: Path | None) -> None:
 
 
 # --- memory knobs (--memory-knobs): backbone chunks, checkpointing, in-place ReLUs ---------------
-# Variant → SclSltConfig fields. Every variant freezes BatchNorm (chunking needs it in training),
-# so all of them compute the same numbers.
+# Variant → SclSltConfig fields, and "gradient_checkpointing" for transformers' switch. Every variant
+# freezes BatchNorm (chunks and checkpointing need it in training), so all compute the same numbers.
 KNOB_VARIANTS: dict[str, dict[str, Any]] = {
     "plain": {},  # one backbone call, in-place ReLUs (the default)
     "chunked": {"backbone_chunk_size": "CHUNK"},
-    "chunked+checkpointing": {"backbone_chunk_size": "CHUNK", "backbone_checkpointing": True},
+    "chunked+checkpointing": {"backbone_chunk_size": "CHUNK", "gradient_checkpointing": True},
     "out-of-place ReLU": {"backbone_inplace_relu": False},
 }
 
 
 def resolved_knobs(name: str, chunk_size: int) -> dict[str, Any]:
-    """The SclSltConfig fields of variant ``name``."""
+    """The settings of variant ``name``."""
     return {key: chunk_size if value == "CHUNK" else value for key, value in KNOB_VARIANTS[name].items()}
 
 
 def knob_model(knobs: dict[str, Any], device: torch.device) -> SclSltForSignTranslation:
     """ResNet-18 frame backbone with the tiny preset's text side (the backbone dominates the step)."""
     torch.manual_seed(0)
-    config = SclSltConfig.from_preset("tiny", backbone_config=RESNET18, freeze_batch_norm=True, **knobs)
-    return SclSltForSignTranslation(config).to(device)
+    fields = {key: value for key, value in knobs.items() if key != "gradient_checkpointing"}
+    config = SclSltConfig.from_preset("tiny", backbone_config=RESNET18, freeze_batch_norm=True, **fields)
+    model = SclSltForSignTranslation(config).to(device)
+    if knobs.get("gradient_checkpointing"):
+        # What the Trainer's gradient_checkpointing calls (activation_checkpointing_enable from 5.24 on).
+        getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
+    return model
 
 
 def knob_call(model: SclSltForSignTranslation, batch: dict[str, torch.Tensor], train: bool) -> None:

@@ -1,18 +1,23 @@
 """Sign-language corpora as `datasets.DatasetDict` objects."""
 
-# Corpus loaders (PHOENIX-2014-T, CSL-Daily, any manifest), their errors, parquet export,
-# the built-in synthetic corpus, the gloss-rendered twin of any gloss annotation, the shared
-# video transform and the batch collator.
+# Corpus loaders (PHOENIX-2014-T, CSL-Daily, any manifest), the corpus type and its problems,
+# parquet export, the batch collator, and the generated corpora (the built-in synthetic corpus,
+# the gloss-rendered twin of any gloss annotation). The video transform lives with the model
+# (modeling_scl_slt.VideoTransform): the pipeline on the Hub needs it too.
 from .collator import SignTranslationCollator
+from .corpus import CorpusError, LoadReport, Problem, SignCorpus, UnsafePickleError
 from .csl_daily import load_csl_daily
-from .errors import CorpusError, LoadReport, Problem, SignCorpus, UnsafePickleError
 from .export import export_parquet, export_split
-from .gloss_rendered import GlossRow, make_gloss_rendered_corpus, read_gloss_annotations
 from .manifest import load_sign_corpus
 from .phoenix import load_phoenix2014t
 from .safe_pickle import SafeUnpickler, load_pickle_safely
-from .synthetic import DUPLICATE_RICH, make_synthetic_corpus
-from .transforms import VideoTransform, uniform_frame_indices
+from .synthetic import (
+    DUPLICATE_RICH,
+    GlossRow,
+    make_gloss_rendered_corpus,
+    make_synthetic_corpus,
+    read_gloss_annotations,
+)
 
 __all__ = [
     "DUPLICATE_RICH",
@@ -24,7 +29,6 @@ __all__ = [
     "SignCorpus",
     "SignTranslationCollator",
     "UnsafePickleError",
-    "VideoTransform",
     "export_parquet",
     "export_split",
     "load_csl_daily",
@@ -34,5 +38,4 @@ __all__ = [
     "make_gloss_rendered_corpus",
     "make_synthetic_corpus",
     "read_gloss_annotations",
-    "uniform_frame_indices",
 ]

@@ -15,9 +15,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from modeling_scl_slt.video_processing import pad_clips
-
-from .transforms import VideoTransform
+from modeling_scl_slt.video_processing import VideoTransform, pad_clips
 
 __all__ = ["LABEL_PAD_ID", "MIN_FRAMES", "SignTranslationCollator"]
 

@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._build import Sample, build_corpus, corpus_features, normalise_split, requested_splits, settle_problems
-from ._frames import FrameCheck, check_frame_folder
-from ._tables import Row, read_delimited
-from .errors import CorpusError, OnError, Problem, SignCorpus, check_on_error, raise_file_problems
+from .build import Sample, build_corpus, corpus_features, normalise_split, requested_splits, settle_problems
+from .corpus import CorpusError, OnError, Problem, SignCorpus, check_on_error, raise_file_problems
+from .frames import FrameCheck, check_frame_folder
 from .safe_pickle import load_pickle_safely
+from .tables import Row, read_delimited
 
 CSL_SPLITS = ("train", "validation", "test")
 SPLIT_FILE = Path("sentence_label/split_1.txt")
@@ -77,7 +77,7 @@ def read_csl_labels(path: Path) -> tuple[dict[str, dict[str, Any]], list[Problem
     return entries, problems
 
 
-def _join_strings(entry: dict[str, Any], key: str, separator: str) -> str | None:
+def join_strings(entry: dict[str, Any], key: str, separator: str) -> str | None:
     """Join a list-of-str label, or None if the key is missing or not such a list."""
     value = entry.get(key)
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
@@ -98,10 +98,10 @@ def _csl_sample(
     if missing:
         sample.reasons.append(f"its entry in {LABEL_FILE.name} lacks {', '.join(missing)}")
         return sample
-    text = _join_strings(entry, "label_word", "") or _join_strings(entry, "label_char", "")
+    text = join_strings(entry, "label_word", "") or join_strings(entry, "label_char", "")
     if not text:
         sample.reasons.append("empty sentence (label_word and label_char are empty or missing)")
-    gloss = _join_strings(entry, "label_gloss", " ")
+    gloss = join_strings(entry, "label_gloss", " ")
     if gloss is None:
         sample.reasons.append(f"label_gloss in {LABEL_FILE.name} is not a list of strings")
     frames, reason = check_frame_folder(frames_root / name, frame_check, suffixes=_JPEG_SUFFIXES)
@@ -134,7 +134,7 @@ def load_csl_daily(
             default all three.
         on_error: ``"raise"``: one `CorpusError` listing every bad sample; ``"skip"``:
             drop bad samples, log them, and list them in ``result.report.skipped``.
-        frame_check: ``"fast"``, ``"full"`` or ``"none"``; see `datasets_scripts._frames`.
+        frame_check: ``"fast"``, ``"full"`` or ``"none"``; see `datasets_scripts.frames`.
         cache_dir: Where `datasets` writes the arrow files (default: its cache).
 
     Returns:

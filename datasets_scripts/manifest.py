@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 from datasets import Dataset, Features, Value
 
-from ._build import (
+from .build import (
     Sample,
     build_split,
     corpus_features,
@@ -52,9 +52,7 @@ from ._build import (
     ordered_splits,
     sort_problems,
 )
-from ._frames import FrameCheck, ImageFormat, VideoDecodeError, check_frame_folder, decode_video
-from ._tables import Row, read_delimited, read_json_lines
-from .errors import (
+from .corpus import (
     LoadReport,
     OnError,
     Problem,
@@ -63,6 +61,8 @@ from .errors import (
     raise_file_problems,
     resolve_problems,
 )
+from .frames import FrameCheck, ImageFormat, VideoDecodeError, check_frame_folder, decode_video
+from .tables import Row, read_delimited, read_json_lines
 
 ManifestFormat = Literal["csv", "tsv", "jsonl"]
 CANONICAL_COLUMNS = ("video", "text", "split", "signer", "language", "name", "gloss")

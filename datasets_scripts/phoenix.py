@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._build import Sample, build_corpus, corpus_features, requested_splits, settle_problems
-from ._frames import FrameCheck, check_frame_folder
-from ._tables import Row, read_delimited
-from .errors import CorpusError, OnError, Problem, SignCorpus, check_on_error, raise_file_problems
+from .build import Sample, build_corpus, corpus_features, requested_splits, settle_problems
+from .corpus import CorpusError, OnError, Problem, SignCorpus, check_on_error, raise_file_problems
+from .frames import FrameCheck, check_frame_folder
+from .tables import Row, read_delimited
 
 PHOENIX_COLUMNS = ("name", "video", "start", "end", "speaker", "orth", "translation")
 PHOENIX_SPLITS = {"train": "train", "validation": "dev", "test": "test"}  # ours → file name part
@@ -101,7 +101,7 @@ def load_phoenix2014t(
         on_error: ``"raise"``: one `CorpusError` listing every bad sample; ``"skip"``:
             drop bad samples, log them, and list them in ``result.report.skipped``.
         frame_check: ``"fast"`` (signature + end marker of every frame), ``"full"``
-            (decode every frame) or ``"none"``; see `datasets_scripts._frames`.
+            (decode every frame) or ``"none"``; see `datasets_scripts.frames`.
         cache_dir: Where `datasets` writes the arrow files (default: its cache).
 
     Returns:

@@ -20,7 +20,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from .errors import CorpusError, Problem, UnsafePickleError
+from .corpus import CorpusError, Problem, UnsafePickleError
 
 
 def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:

@@ -10,7 +10,6 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_scl_slt import PIPELINE_TASK, PRESETS, SclSltConfig
-from .decoding_scl_slt import decode_generated
 from .modeling_scl_slt import (
     SclSltEncoderOutput,
     SclSltForSignTranslation,
@@ -18,7 +17,7 @@ from .modeling_scl_slt import (
     SclSltPreTrainedModel,
     translation_loss,
 )
-from .pipeline_scl_slt import SignLanguageTranslationPipeline
+from .pipeline_scl_slt import SignLanguageTranslationPipeline, decode_generated
 from .similarity import cico_similarity, pooled_similarity, video_text_similarity
 from .video_processing import IMAGENET_MEAN, IMAGENET_STD, VideoTransform, uniform_frame_indices
 

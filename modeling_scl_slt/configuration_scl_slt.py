@@ -179,32 +179,25 @@ class SclSltConfig(PretrainedConfig):
         backbone_chunk_size (`int`, *optional*):
             Frames per call of the ResNet: the real frames of a batch are split into chunks of this
             many frames, run one after the other and concatenated. ``None`` (the default) runs all of
-            them in one call. Results are the same (up to floating-point summation order). Chunking
-            bounds the backbone's memory in inference, and on a CPU it is also faster (the per-frame
-            cost of one call grows with its size). In training it bounds memory only together with
-            ``backbone_checkpointing``. It needs the backbone's BatchNorm in eval mode while training
-            (``freeze_batch_norm=True``): in training mode every chunk would be normalised with its own
-            batch statistics, so a training-mode forward refuses it. Can be changed on a loaded model.
-        backbone_checkpointing (`bool`, *optional*, defaults to `False`):
-            Activation checkpointing of the backbone, chunk by chunk (``backbone_chunk_size``; without
-            it the whole frame batch is one chunk): only each chunk's frames and pooled features are
-            kept for backward, and a chunk's activations are recomputed when its gradient is needed.
-            Training memory of the backbone then grows with the chunk, not with the clips, for about
-            one extra backbone forward of compute. Applies in training mode with gradients enabled.
-            Like chunking it needs ``freeze_batch_norm=True`` in training (the recomputation would
-            update training-mode running statistics twice). The mBART stacks are checkpointed
-            separately, by ``model.gradient_checkpointing_enable()`` (the Trainer's
-            ``gradient_checkpointing`` argument).
+            them in one call. Results are the same up to floating-point summation order. Chunking
+            bounds the backbone's activation memory in inference; in training it bounds it together
+            with gradient checkpointing, which then checkpoints the backbone chunk by chunk
+            (``model.gradient_checkpointing_enable()``, the Trainer's ``gradient_checkpointing``: the
+            backbone's training memory grows with the chunk, not with the clips, for about one extra
+            backbone forward). Chunks and checkpointing need the backbone's BatchNorm in eval mode
+            while training (``freeze_batch_norm=True``): in training mode every chunk would be
+            normalised with its own batch statistics and recomputation would update the running
+            statistics twice, so a training-mode forward refuses them. Can be changed on a loaded model.
         backbone_inplace_relu (`bool`, *optional*, defaults to `True`):
             Make the ResNet's ReLUs in-place. Results and gradients are identical (each ReLU follows a
             BatchNorm or a residual sum, whose backward does not need the overwritten values); it saves
-            one activation tensor per ReLU and, on a CPU, most of the ReLUs' time. ``False`` keeps
+            one activation tensor per ReLU. ``False`` keeps
             transformers' out-of-place ReLUs (e.g. for forward hooks that read pre-activation values).
         backbone_channels_last (`bool`, *optional*, defaults to `False`):
             Keep the backbone's weights and input frames in ``channels_last`` (NHWC) memory format,
             for cuDNN (bf16 above all). Results are equal up to floating-point summation order. Off by
-            default, so CPU results stay those of earlier releases; the recipe's ``auto`` turns it on
-            with CUDA. On a loaded model: set it, then ``model.video_encoder.apply_backbone_memory_format()``.
+            default; the recipe's ``auto`` turns it on with CUDA. On a loaded model: set it, then
+            ``model.video_encoder.apply_backbone_memory_format()``.
     """
 
     model_type = "scl_slt"
@@ -227,7 +220,6 @@ class SclSltConfig(PretrainedConfig):
         freeze_batch_norm: bool = False,
         video_preprocessing: dict[str, Any] | None = None,
         backbone_chunk_size: int | None = None,
-        backbone_checkpointing: bool = False,
         backbone_inplace_relu: bool = True,
         backbone_channels_last: bool = False,
         **kwargs: Any,
@@ -249,7 +241,6 @@ class SclSltConfig(PretrainedConfig):
         self.freeze_batch_norm = freeze_batch_norm
         self.video_preprocessing = video_preprocessing
         self.backbone_chunk_size = backbone_chunk_size
-        self.backbone_checkpointing = backbone_checkpointing
         self.backbone_inplace_relu = backbone_inplace_relu
         self.backbone_channels_last = backbone_channels_last
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):

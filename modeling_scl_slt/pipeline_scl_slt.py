@@ -8,13 +8,21 @@ Preprocessing is the evaluation transform the model was trained with:
 ``VideoTransform(train=False, **model.config.video_preprocessing)`` (the same code as training).
 ``preprocess`` only picks the frames (uint8); the model resizes, crops and normalises them on its
 device, through the same function as training and evaluation (``SclSltVideoEncoder``).
+
+Generated ids become sentences one way everywhere (evaluation, the Trainer's metrics, this
+pipeline): :func:`decode_generated`. ``generate()`` returns every sequence with the tokens that
+started decoding: the decoder start token (mBART-cc25 style: the target-language code, e.g.
+``de_DE``) and, where the generation config forces a first token, that one too (mBART-50 style:
+``</s>`` then the language code). The mBART tokenizers under transformers 5 do not count the
+language codes as special tokens, so ``decode(..., skip_special_tokens=True)`` would keep them;
+:func:`decode_generated` drops those leading tokens first.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence, Sized
+from collections.abc import Iterable, Sequence, Sized
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +33,6 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, GenerationConfig, Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-from .decoding_scl_slt import decode_generated
 from .video_processing import VideoTransform, pad_clips, transform_from_settings, uniform_frame_indices
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -344,3 +351,36 @@ def read_video_file(path: Path, max_frames: int) -> np.ndarray:
             return np.stack([decoded[index].to_ndarray(format="rgb24") for index in kept])
     except (av.FFmpegError, OSError) as error:
         raise ValueError(f"video file {str(path)!r} cannot be decoded ({error})") from None
+
+
+# --- generated ids → sentences ---------------------------------------------------------------
+def start_token_ids(generation_config: Any) -> frozenset[int]:
+    """The ids a generated sequence may start with: decoder start and forced first token."""
+    candidates = (
+        getattr(generation_config, "decoder_start_token_id", None),
+        getattr(generation_config, "forced_bos_token_id", None),
+    )
+    return frozenset(token for token in candidates if isinstance(token, int))
+
+
+def strip_start_tokens(sequence: Sequence[int], start_ids: Iterable[int]) -> list[int]:
+    """``sequence`` without its leading start tokens (at most two: decoder start, forced first)."""
+    start_ids = frozenset(start_ids)
+    sequence = list(sequence)
+    skipped = 0
+    while skipped < min(2, len(sequence)) and sequence[skipped] in start_ids:
+        skipped += 1
+    return sequence[skipped:]
+
+
+def decode_generated(tokenizer: Any, sequences: Any, generation_config: Any) -> list[str]:
+    """Sentences of (N, L) generated ids (a tensor, an array or lists; negative ids are padding).
+
+    The start tokens of ``generation_config`` are dropped from the front of each sequence, special
+    tokens are skipped and whitespace is stripped.
+    """
+    rows = sequences.tolist() if hasattr(sequences, "tolist") else [list(row) for row in sequences]
+    start_ids = start_token_ids(generation_config)
+    pad = tokenizer.pad_token_id
+    cleaned = [[pad if token < 0 else token for token in strip_start_tokens(row, start_ids)] for row in rows]
+    return [text.strip() for text in tokenizer.batch_decode(cleaned, skip_special_tokens=True)]

@@ -220,7 +220,7 @@ class VideoTransform:
         self, frames: torch.Tensor, crop: tuple[int, int], matrix: torch.Tensor | None
     ) -> torch.Tensor:
         """Steps 2–5 for the frames of one clip: uint8 (t, 3, H, W) → float32 (t, 3, size, size)."""
-        # Contiguous before float: resizing channels-last floats is ~2x slower on a CPU.
+        # Contiguous before float: interpolation kernels are slower on channels-last floats.
         frames = resize_shorter_side(frames.contiguous().float(), self.resize)  # values 0..255
         top, left = crop
         frames = frames[..., top : top + self.size, left : left + self.size]

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from datasets_scripts.collator import LABEL_PAD_ID, SignTranslationCollator
-from datasets_scripts.transforms import VideoTransform
+from modeling_scl_slt import VideoTransform
 
 SENTENCES = [
     "tomorrow in the north strong rain and cold",

@@ -15,7 +15,7 @@ from transformers import AutoTokenizer, GenerationConfig
 from transformers.trainer_utils import EvalPrediction
 
 from modeling_scl_slt import SignLanguageTranslationPipeline
-from modeling_scl_slt.decoding_scl_slt import decode_generated, start_token_ids, strip_start_tokens
+from modeling_scl_slt.pipeline_scl_slt import decode_generated, start_token_ids, strip_start_tokens
 from tests._shared_data import shared_path
 from trainers.application.evaluation import translate_split
 from trainers.training.trainer import TranslationMetrics

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from datasets_scripts import SignTranslationCollator, VideoTransform
-from modeling_scl_slt import SclSltForSignTranslation
+from datasets_scripts import SignTranslationCollator
+from modeling_scl_slt import SclSltForSignTranslation, VideoTransform
 from modeling_scl_slt.pipeline_scl_slt import SignLanguageTranslationPipeline, pad_clips_in_time
 from modeling_scl_slt.video_processing import model_pixel_values, pad_clips
 from trainers.application.recipe import make_collators, video_preprocessing

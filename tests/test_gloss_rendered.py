@@ -19,8 +19,8 @@ from datasets_scripts import (
     make_gloss_rendered_corpus,
     read_gloss_annotations,
 )
-from datasets_scripts._gloss_signs import GlossSign, assign_signers, gloss_sign, segment_frames
-from datasets_scripts._synthetic_rendering import make_signers
+from datasets_scripts.synthetic.gloss_signs import GlossSign, assign_signers, gloss_sign, segment_frames
+from datasets_scripts.synthetic.rendering import make_signers
 from tests._corpus_builders import csl_entry, make_csl_daily, make_phoenix, phoenix_row, write_csv_rows
 from tests._shared_data import PHOENIX_SPLITS, phoenix_rows
 

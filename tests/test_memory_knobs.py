@@ -34,9 +34,10 @@ TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}  # chunk-wise recomputation reorders fl
 PLAIN = {"backbone_inplace_relu": False}
 
 
-def knob_model(**overrides: Any) -> SclSltForSignTranslation:
+def knob_model(gradient_checkpointing: bool = False, **overrides: Any) -> SclSltForSignTranslation:
     """The tiny preset with dropout (so that recomputation must replay the random masks) and a
-    trainable text encoder (so that all three mBART stacks train)."""
+    trainable text encoder (so that all three mBART stacks train); ``gradient_checkpointing`` turns
+    on transformers' switch, as the Trainer does."""
     torch.manual_seed(0)
     config = SclSltConfig.from_preset(
         "tiny",
@@ -44,7 +45,10 @@ def knob_model(**overrides: Any) -> SclSltForSignTranslation:
         freeze_text_encoder=False,
         **overrides,
     )
-    return SclSltForSignTranslation(config).train()
+    model = SclSltForSignTranslation(config).train()
+    if gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    return model
 
 
 def training_step(model: SclSltForSignTranslation, dtype: torch.dtype = torch.float32) -> dict[str, Any]:
@@ -116,9 +120,9 @@ def test_inplace_relus_keep_losses_gradients_and_statistics() -> None:
     [
         {"backbone_chunk_size": 5},
         {"backbone_chunk_size": 64},  # larger than the batch: one chunk
-        {"backbone_checkpointing": True},
-        {"backbone_chunk_size": 5, "backbone_checkpointing": True},
-        {"backbone_chunk_size": 1, "backbone_checkpointing": True},
+        {"gradient_checkpointing": True},
+        {"backbone_chunk_size": 5, "gradient_checkpointing": True},
+        {"backbone_chunk_size": 1, "gradient_checkpointing": True},
     ],
     ids=str,
 )
@@ -132,13 +136,13 @@ def test_backbone_chunks_and_checkpointing_keep_results(knobs: dict[str, Any]) -
     sizes = [chunk] * (42 // chunk) + ([42 % chunk] if 42 % chunk else [])
     assert calls[: len(sizes)] == sizes
     # Checkpointing runs every chunk once more in backward (in whatever order backward reaches them).
-    assert sorted(calls[len(sizes) :]) == (sorted(sizes) if knobs.get("backbone_checkpointing") else [])
-    if knobs.get("backbone_checkpointing"):
+    assert sorted(calls[len(sizes) :]) == (sorted(sizes) if knobs.get("gradient_checkpointing") else [])
+    if knobs.get("gradient_checkpointing"):
         assert actual["saved_bytes"] < expected["saved_bytes"]
 
 
 def test_chunks_and_checkpointing_refuse_training_mode_batch_norm() -> None:
-    for knobs in ({"backbone_chunk_size": 4}, {"backbone_checkpointing": True}):
+    for knobs in ({"backbone_chunk_size": 4}, {"gradient_checkpointing": True}):
         with pytest.raises(ValueError, match=r"set freeze_batch_norm=True") as error:
             training_step(knob_model(**knobs))
         assert str(error.value).count(". ") == 0, "one sentence"
@@ -156,6 +160,24 @@ def test_chunks_in_inference_need_no_frozen_batch_norm() -> None:
         torch.testing.assert_close(chunks, expected, **TOLERANCE)
 
 
+def test_backbone_checkpointing_ignores_reentrant_kwargs() -> None:
+    """Reentrant checkpointing would leave the backbone without gradients (its frames need none)."""
+    expected = training_step(knob_model(**PLAIN, freeze_batch_norm=True))
+    model = knob_model(**PLAIN, freeze_batch_norm=True)
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:  # transformers >= 5.24
+        enable(activation_checkpointing_kwargs={"use_reentrant": True})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    for module in model.modules():  # the backbone alone
+        if module is not model.video_encoder and hasattr(module, "gradient_checkpointing"):
+            module.gradient_checkpointing = False
+    calls = backbone_calls(model)
+    actual = training_step(model)
+    assert calls == [42, 42]  # forward, then the recomputation in backward
+    assert_same_step(expected, actual)
+
+
 # --- gradient checkpointing of the mBART stacks -------------------------------------------------
 def enable_gradient_checkpointing(model: SclSltForSignTranslation) -> None:
     """What the Trainer calls: ``activation_checkpointing_enable`` since transformers 5.24, before it
@@ -170,10 +192,13 @@ def checkpointed_modules(model: nn.Module) -> list[str]:
 
 
 def test_gradient_checkpointing_of_the_mbart_stacks_keeps_results() -> None:
+    """Training-mode BatchNorm: the backbone's switch is turned back off, as its refusal advises."""
     expected = training_step(knob_model())
     model = knob_model()
     assert model.supports_gradient_checkpointing
     enable_gradient_checkpointing(model)
+    assert model.video_encoder.gradient_checkpointing
+    model.video_encoder.gradient_checkpointing = False
     layers = {name for name in checkpointed_modules(model) if ".layers." in name}
     assert layers == {"video_encoder.visual_encoder.layers.0", "text_encoder.layers.0", "decoder.layers.0"}
     actual = training_step(model)
@@ -183,8 +208,7 @@ def test_gradient_checkpointing_of_the_mbart_stacks_keeps_results() -> None:
 
 def test_all_knobs_together_keep_results() -> None:
     expected = training_step(knob_model(**PLAIN, freeze_batch_norm=True))
-    model = knob_model(backbone_chunk_size=8, backbone_checkpointing=True, freeze_batch_norm=True)
-    enable_gradient_checkpointing(model)
+    model = knob_model(backbone_chunk_size=8, gradient_checkpointing=True, freeze_batch_norm=True)
     assert_same_step(expected, training_step(model))
 
 
@@ -194,7 +218,10 @@ def test_trainer_gradient_checkpointing_step_equals_the_plain_step(tmp_path) -> 
     states, flags = [], []
     for checkpointing in (False, True):
         model = tiny_model(
-            tokenizer, text_config={"dropout": 0.1, "attention_dropout": 0.1}, freeze_text_encoder=False
+            tokenizer,
+            text_config={"dropout": 0.1, "attention_dropout": 0.1},
+            freeze_text_encoder=False,
+            freeze_batch_norm=True,  # the backbone is checkpointed too
         )
         trainer = make_trainer(
             tmp_path,
@@ -214,6 +241,7 @@ def test_trainer_gradient_checkpointing_step_equals_the_plain_step(tmp_path) -> 
         states.append(trainable_state(model))
         flags.append(checkpointed_modules(model))
     assert flags[0] == [] and "decoder.layers.0" in flags[1] and "text_encoder.layers.0" in flags[1]
+    assert "video_encoder" in flags[1]  # the backbone's switch
     assert any(not torch.equal(states[0][n], trainable_state(tiny_model(tokenizer))[n]) for n in states[0])
     for name, value in states[0].items():
         assert_close_named(states[1][name], value, name)
@@ -221,7 +249,7 @@ def test_trainer_gradient_checkpointing_step_equals_the_plain_step(tmp_path) -> 
 
 # --- the config -----------------------------------------------------------------------------
 def test_knobs_round_trip_through_save_and_load(tmp_path) -> None:
-    knobs = {"backbone_chunk_size": 8, "backbone_checkpointing": True, "backbone_inplace_relu": False}
+    knobs = {"backbone_chunk_size": 8, "backbone_inplace_relu": False}
     model = knob_model(**knobs)
     model.save_pretrained(tmp_path)
     loaded = SclSltForSignTranslation.from_pretrained(tmp_path)
@@ -230,7 +258,8 @@ def test_knobs_round_trip_through_save_and_load(tmp_path) -> None:
     assert not any(m.inplace for m in loaded.modules() if isinstance(m, nn.ReLU))
     defaults = SclSltConfig.from_dict(SclSltConfig.from_preset("tiny").to_dict())
     assert defaults.backbone_chunk_size is None
-    assert defaults.backbone_checkpointing is False and defaults.backbone_inplace_relu is True
+    assert defaults.backbone_inplace_relu is True
+    assert "backbone_checkpointing" not in defaults.to_dict()  # runtime: gradient_checkpointing_enable()
 
 
 @pytest.mark.parametrize("value", [0, -3, True, 2.5, "8"])

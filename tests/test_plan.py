@@ -93,7 +93,7 @@ def test_plan_of_the_paper_config_on_an_80_gb_gpu_as_a_user_runs_it() -> None:
         "GiB",
     ]
     assert "1,063.0 M parameters, 24.3 M trainable" in out  # ResNet-18 + mBART-large-50 + the paper's LoRA
-    assert "as configured (bf16)" in out and "+ backbone chunks of 32, checkpointed" in out
+    assert "as configured (bf16)" in out and "+ backbone chunks of 32, gradient checkpointing" in out
     assert "the tokenizer facebook/mbart-large-50 is not on disk" in out  # nothing was downloaded
     verdict = [line for line in out.splitlines() if line.startswith("verdict: ")]
     assert len(verdict) == 1 and verdict[0].startswith("verdict: fits 1 GPU of 80 GiB"), out
@@ -112,8 +112,9 @@ def test_a_run_that_does_not_fit_gets_a_verdict_and_the_knobs_that_make_it_fit(
     )
     advice = [line for line in out.splitlines() if line.startswith("advice: ")]
     assert len(advice) == 1 and advice[0].startswith(
-        "advice: set model.overrides.backbone_chunk_size=32, model.overrides.backbone_checkpointing=true and "
-        "model.overrides.freeze_batch_norm=true (the largest peak is then "
+        "advice: set model.overrides.backbone_chunk_size=32, model.overrides.freeze_batch_norm=true, "
+        "reference.gradient_checkpointing=true, scl.gradient_checkpointing=true and "
+        "translate.gradient_checkpointing=true (the largest peak is then "
     )
     fits = [line.split()[-1] for line in out.splitlines() if line.strip().startswith("+ backbone")]
     assert fits == ["yes"] * 3 and "  as configured (fp32)" in out
@@ -148,9 +149,18 @@ def test_a_smaller_gpu_gets_batch_sizes_and_a_hopeless_one_is_told_so(
 def test_the_plan_reads_set_overrides_and_a_configured_knob_has_no_row_of_its_own(
     small_config_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    knobs = "{backbone_chunk_size: 16, backbone_checkpointing: true, freeze_batch_norm: true}"
+    knobs = "{backbone_chunk_size: 16, freeze_batch_norm: true}"
+    stages = ("reference", "scl", "translate")
+    checkpointing = [f"--set={stage}.gradient_checkpointing=true" for stage in stages]
     code, out = plan_output(
-        capsys, str(small_config_file), "--gpus", "2", "--gpu-memory", "1", f"--set=model.overrides={knobs}"
+        capsys,
+        str(small_config_file),
+        "--gpus",
+        "2",
+        "--gpu-memory",
+        "1",
+        f"--set=model.overrides={knobs}",
+        *checkpointing,
     )
     assert code == 0 and f"plan of {small_config_file} for 2 GPUs of 1 GiB" in out
     assert "+ backbone chunks" not in out and "+ bf16 autocast" in out
@@ -192,7 +202,7 @@ def test_plan_help_and_argument_errors_import_nothing_heavy(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("stage", "setting"),
     [
-        ("reference", "backbone chunks + checkpointing"),
+        ("reference", "backbone chunks + gradient checkpointing"),
         ("scl", "plain"),
         ("scl", "all knobs"),
     ],
@@ -229,7 +239,10 @@ def test_many_backbone_chunks_are_extrapolated_from_few() -> None:
     config = SclSltConfig.from_preset("small", text_config={"vocab_size": 100, "decoder_start_token_id": 99})
     stage = get_stage("scl")
     shape = StepShape(2, 64, 32, 8)  # 128 frames in 32 chunks of 4
-    model = set_knobs(build_stage_model(config, stage), MemoryKnobs(4, True, True))
+    model = set_knobs(
+        build_stage_model(config, stage),
+        MemoryKnobs(backbone_chunk_size=4, freeze_batch_norm=True, gradient_checkpointing=True),
+    )
     exact = estimate_step_memory(model, stage, shape, max_exact_chunks=1000).activations
     extrapolated = estimate_step_memory(model, stage, shape).activations
     assert abs(extrapolated - exact) <= 0.01 * exact

@@ -220,6 +220,16 @@ def test_a_wrong_type_names_the_dotted_key_and_the_expected_types(tmp_path: Path
             {"corpus.kind": "manifest"},
             "corpus.path: missing; corpus.kind 'manifest' needs a manifest file (.csv, .tsv or .jsonl)",
         ),
+        (
+            {"scl.gradient_checkpointing": True},
+            "scl.gradient_checkpointing: true needs model.overrides.freeze_batch_norm: true (the backbone is "
+            "checkpointed too, and recomputing a training-mode BatchNorm would update its statistics twice)",
+        ),
+        (
+            {"model.overrides": {"backbone_checkpointing": True, "freeze_batch_norm": True}},
+            "model.overrides.backbone_checkpointing: not a model field; set <stage>.gradient_checkpointing="
+            "true (e.g. scl.gradient_checkpointing), which checkpoints the backbone and the mBART layers",
+        ),
     ],
 )
 def test_rules_between_fields(tmp_path: Path, overrides: dict, message: str) -> None:

@@ -14,7 +14,11 @@ from tests.test_trainer import SENTENCES, make_trainer, tiny_model
 from trainers.application.recipe import run_collators
 from trainers.application.recipe_config import RecipeConfig
 from trainers.application.run_paths import RunPaths
-from trainers.application.stage_arguments import optimizer_steps_per_epoch, stage_arguments
+from trainers.application.stage_arguments import (
+    checkpointing_argument,
+    optimizer_steps_per_epoch,
+    stage_arguments,
+)
 from trainers.application.tokenization import train_tokenizer
 from trainers.method.losses import SelectiveContrastiveLoss
 
@@ -55,6 +59,15 @@ def test_stage_scl_smooths_its_cross_entropy_like_stage_translate_unless_told(tm
     config.scl.label_smoothing = 0.0
     assert stage_arguments("scl", config, RunPaths(tmp_path), 8).label_smoothing_factor == 0.0
     assert stage_arguments("translate", config, RunPaths(tmp_path), 8).label_smoothing_factor == 0.2
+
+
+def test_a_stages_gradient_checkpointing_reaches_the_trainer(tmp_path) -> None:
+    config = RecipeConfig()
+    config.model.overrides = {"freeze_batch_norm": True}
+    config.scl.gradient_checkpointing = True
+    switch = checkpointing_argument()  # activation_checkpointing from transformers 5.24 on
+    assert getattr(stage_arguments("scl", config, RunPaths(tmp_path), 8), switch) is True
+    assert getattr(stage_arguments("translate", config, RunPaths(tmp_path), 8), switch) is False
 
 
 @pytest.mark.parametrize(

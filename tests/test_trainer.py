@@ -10,8 +10,8 @@ from datasets import Dataset, Features, Image, List, Value
 from PIL import Image as PILImage
 from transformers import TrainerCallback
 
-from datasets_scripts import SignTranslationCollator, VideoTransform
-from modeling_scl_slt import SclSltForSignTranslation
+from datasets_scripts import SignTranslationCollator
+from modeling_scl_slt import SclSltForSignTranslation, VideoTransform
 from modeling_scl_slt.similarity import cico_similarity
 from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 from trainers.method.sampler import PSCurriculumBatchSampler

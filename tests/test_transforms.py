@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets_scripts.transforms import IMAGENET_MEAN, IMAGENET_STD, VideoTransform, uniform_frame_indices
+from modeling_scl_slt import IMAGENET_MEAN, IMAGENET_STD, VideoTransform, uniform_frame_indices
 
 
 def random_clip(num_frames: int = 6, height: int = 40, width: int = 30, seed: int = 0) -> np.ndarray:

@@ -33,7 +33,7 @@ from transformers import (
 )
 
 from benchmarks.harness import REPO_ROOT as REPO
-from modeling_scl_slt.decoding_scl_slt import decode_generated
+from modeling_scl_slt import decode_generated
 from modeling_scl_slt.modeling_scl_slt import shift_tokens_right
 from trainers.application.tokenization import config_for_tokenizer
 from trainers.metrics import compute_translation_metrics

@@ -370,7 +370,7 @@ def user_error_types() -> tuple[type[Exception], ...]:
     """The exceptions that mean a user mistake. The corpus and Hub errors are looked up only where
     their (heavy) module was loaded: a module that was never imported raised nothing."""
     found: list[type[Exception]] = [ConfigError, FileNotFoundError, FileExistsError, ValueError]
-    for module, name in (("datasets_scripts.errors", "CorpusError"), ("trainers.publishing.hub", "HubError")):
+    for module, name in (("datasets_scripts.corpus", "CorpusError"), ("trainers.publishing.hub", "HubError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
     return tuple(found)

@@ -11,8 +11,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from datasets_scripts import SignTranslationCollator
-from modeling_scl_slt import SclSltForSignTranslation
-from modeling_scl_slt.decoding_scl_slt import decode_generated
+from modeling_scl_slt import SclSltForSignTranslation, decode_generated
 
 from ..metrics import compute_translation_metrics
 from ..training.progress import task_bar

@@ -298,17 +298,15 @@ class MemoryKnobs:
 
     Attributes:
         backbone_chunk_size: ``SclSltConfig.backbone_chunk_size`` (frames per ResNet call).
-        backbone_checkpointing: ``SclSltConfig.backbone_checkpointing``.
-        freeze_batch_norm: ``SclSltConfig.freeze_batch_norm`` (needed by the two above).
-        mbart_checkpointing: Gradient checkpointing of the mBART layers (the Trainer's
-            ``gradient_checkpointing``).
+        freeze_batch_norm: ``SclSltConfig.freeze_batch_norm`` (needed by chunks and checkpointing).
+        gradient_checkpointing: transformers' gradient checkpointing (the Trainer's
+            ``gradient_checkpointing``): the mBART layers, and the backbone chunk by chunk.
         autocast: ``"bf16"`` or ``"fp16"`` mixed precision, or None (float32).
     """
 
     backbone_chunk_size: int | None = None
-    backbone_checkpointing: bool = False
     freeze_batch_norm: bool = False
-    mbart_checkpointing: bool = False
+    gradient_checkpointing: bool = False
     autocast: str | None = None
 
     @property
@@ -321,13 +319,12 @@ def set_knobs(model: nn.Module, knobs: MemoryKnobs) -> nn.Module:
     fields are read at every call, so one model serves every setting."""
     config = model.config
     config.backbone_chunk_size = knobs.backbone_chunk_size
-    config.backbone_checkpointing = knobs.backbone_checkpointing
     config.freeze_batch_norm = knobs.freeze_batch_norm
     base: Any = model.get_base_model() if hasattr(model, "get_base_model") else model
     on = getattr(type(base), "is_activation_checkpointing", None)  # transformers >= 5.24
     on = base.is_activation_checkpointing if on is not None else base.is_gradient_checkpointing
-    if knobs.mbart_checkpointing != on:
-        name = "enable" if knobs.mbart_checkpointing else "disable"
+    if knobs.gradient_checkpointing != on:
+        name = "enable" if knobs.gradient_checkpointing else "disable"
         toggle = getattr(base, f"activation_checkpointing_{name}", None)
         (toggle or getattr(base, f"gradient_checkpointing_{name}"))()  # non-reentrant, as the Trainer's
     return model.train()

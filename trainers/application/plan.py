@@ -5,10 +5,10 @@ on one device, split into weights, gradients, optimizer state and activations
 (:mod:`trainers.application.memory_estimate`: the step runs on the meta device at the config's
 batch size and frame cap), once as configured and once more with each memory knob added:
 
-1. the backbone in chunks, checkpointed (``model.overrides``: ``backbone_chunk_size``,
-   ``backbone_checkpointing`` and the ``freeze_batch_norm`` they need);
-2. bf16 autocast (``precision``; on a GPU only: on a CPU it is slower);
-3. gradient checkpointing of the mBART layers (the Trainer's ``gradient_checkpointing``).
+1. gradient checkpointing (``<stage>.gradient_checkpointing``, the Trainer's switch: the mBART
+   layers, and the backbone in chunks of ``model.overrides.backbone_chunk_size``, with the
+   ``model.overrides.freeze_batch_norm`` that both need);
+2. bf16 autocast (``precision``; on a GPU only: on a CPU it is slower).
 
 Given the memory of the device, it says whether the run fits and, if not, which settings to change:
 the first knobs in that order that make every stage fit, else also the largest batch size of each
@@ -47,7 +47,7 @@ from .plan_times import time_estimate
 from .recipe_config import ConfigError, RecipeConfig, StageSection
 
 SUGGESTED_CHUNK = 32  # frames per backbone call that the advice suggests (configs/phoenix2014t.yaml)
-KNOB_KINDS = ("configured", "backbone", "bf16", "mbart")  # the order in which rows add knobs
+KNOB_KINDS = ("configured", "backbone", "bf16")  # the order in which rows add knobs
 COLUMNS = ("weights", "gradients", "optimizer", "activations", "peak")  # of every table row
 
 
@@ -55,14 +55,12 @@ COLUMNS = ("weights", "gradients", "optimizer", "activations", "peak")  # of eve
 class Variant:
     """One row of a stage's table: a setting of the knobs and the config values that give it.
 
-    ``settings`` maps dotted config keys to values (``--set`` syntax); ``settable`` is False for a knob
-    the recipe config has no key for.
+    ``settings`` maps dotted config keys to values (``--set`` syntax).
     """
 
     label: str
     knobs: MemoryKnobs
     settings: dict[str, Any] = field(default_factory=dict)
-    settable: bool = True
     kind: str = "configured"  # one of KNOB_KINDS: the last knob this row adds
 
 
@@ -159,9 +157,8 @@ def configured_knobs(config: RecipeConfig, stage: str, device: PlanDevice) -> Me
     overrides = config.model.overrides
     return MemoryKnobs(
         backbone_chunk_size=overrides.get("backbone_chunk_size"),
-        backbone_checkpointing=bool(overrides.get("backbone_checkpointing", False)),
         freeze_batch_norm=bool(overrides.get("freeze_batch_norm", False)),
-        mbart_checkpointing=bool(getattr(getattr(config, stage), "gradient_checkpointing", False)),
+        gradient_checkpointing=getattr(config, stage).gradient_checkpointing,
         autocast=device.autocast,
     )
 
@@ -171,31 +168,22 @@ def stage_variants(config: RecipeConfig, stage: str, device: PlanDevice) -> list
     :data:`KNOB_KINDS` (bf16 on a GPU only)."""
     knobs = configured_knobs(config, stage, device)
     variants = [Variant(f"as configured ({knobs.autocast or 'fp32'})", knobs, kind="configured")]
-    if not (knobs.backbone_chunk_size and knobs.backbone_checkpointing):
+    if not (knobs.backbone_chunk_size and knobs.gradient_checkpointing):
         chunk = knobs.backbone_chunk_size or SUGGESTED_CHUNK
         knobs = dataclasses.replace(
-            knobs, backbone_chunk_size=chunk, backbone_checkpointing=True, freeze_batch_norm=True
+            knobs, backbone_chunk_size=chunk, gradient_checkpointing=True, freeze_batch_norm=True
         )
-        values = {"backbone_chunk_size": chunk, "backbone_checkpointing": True, "freeze_batch_norm": True}
-        settings = {f"model.overrides.{key}": value for key, value in values.items()}
-        variants.append(
-            Variant(f"+ backbone chunks of {chunk}, checkpointed", knobs, settings, kind="backbone")
-        )
+        settings = {
+            "model.overrides.backbone_chunk_size": chunk,
+            "model.overrides.freeze_batch_norm": True,
+            f"{stage}.gradient_checkpointing": True,
+        }
+        label = f"+ backbone chunks of {chunk}, gradient checkpointing"
+        variants.append(Variant(label, knobs, settings, kind="backbone"))
     if device.kind == "gpu" and knobs.autocast is None:
         knobs = dataclasses.replace(knobs, autocast="bf16")
         variants.append(Variant("+ bf16 autocast", knobs, {"precision": "bf16"}, kind="bf16"))
-    if not knobs.mbart_checkpointing:
-        knobs = dataclasses.replace(knobs, mbart_checkpointing=True)
-        settable = mbart_checkpointing_settable()
-        settings = {f"{name}.gradient_checkpointing": True for name in STAGES} if settable else {}
-        label = "+ mBART checkpointing" + ("" if settable else " (no recipe key yet)")
-        variants.append(Variant(label, knobs, settings, settable, kind="mbart"))
     return variants
-
-
-def mbart_checkpointing_settable() -> bool:
-    """Whether the stage sections of the recipe config have a ``gradient_checkpointing`` key."""
-    return "gradient_checkpointing" in {item.name for item in dataclasses.fields(StageSection)}
 
 
 def estimate_row(
@@ -300,7 +288,7 @@ def advice(plan: TrainingPlan, config: RecipeConfig, model_config: SclSltConfig)
     """What to change: the first settable knobs with which every stage fits, else those knobs and
     the largest batch size per stage that fits with them."""
     usable = plan.device.usable or 0
-    settable = [kind for kind in KNOB_KINDS[1:] if kind != "mbart" or mbart_checkpointing_settable()]
+    settable = list(KNOB_KINDS[1:])
     for kind in settable:
         peak = max(stage.up_to(kind)[1].peak for stage in plan.stages)
         if peak <= usable:
@@ -310,13 +298,6 @@ def advice(plan: TrainingPlan, config: RecipeConfig, model_config: SclSltConfig)
     best = min(["configured", *settable], key=lambda kind: max(s.up_to(kind)[1].peak for s in plan.stages))
     if best != "configured" and settings_text(plan, best):
         changes.append(f"set {settings_text(plan, best)}")
-    if "mbart" not in settable:
-        peak = max(stage.up_to("mbart")[1].peak for stage in plan.stages)
-        if peak <= usable:
-            changes.append(
-                f"with mBART gradient checkpointing it would fit (largest peak {gib(peak)}), but the recipe "
-                "config has no key for it yet"
-            )
     for stage_plan, size in largest_batches(plan, config, model_config, best):
         if size is None:
             changes.append(
@@ -333,12 +314,12 @@ def advice(plan: TrainingPlan, config: RecipeConfig, model_config: SclSltConfig)
 
 
 def settings_text(plan: TrainingPlan, kind: str) -> str:
-    """The ``key=value`` settings of the settable rows up to ``kind``, e.g. ``precision=bf16``."""
+    """The ``key=value`` settings of the rows up to ``kind``, e.g. ``precision=bf16``."""
     limit = KNOB_KINDS.index(kind)
     settings: dict[str, Any] = {}
     for stage in plan.stages:
         for variant, _ in stage.rows:
-            if variant.settable and KNOB_KINDS.index(variant.kind) <= limit:
+            if KNOB_KINDS.index(variant.kind) <= limit:
                 settings.update(variant.settings)
     values = [
         f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in settings.items()

@@ -25,7 +25,7 @@ from .stage_arguments import resolved_precision
 
 GIB = 2**30
 HEADROOM = 0.10  # of a GPU's memory, kept for the CUDA context, kernel workspaces and fragmentation
-KNOB_FIELDS = ("backbone_chunk_size", "backbone_checkpointing", "freeze_batch_norm")
+KNOB_FIELDS = ("backbone_chunk_size", "freeze_batch_norm")
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from datasets_scripts import SignTranslationCollator, VideoTransform
-from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
+from datasets_scripts import SignTranslationCollator
+from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation, VideoTransform
 
 from ..method.pair_selection import compute_pair_scores, save_pair_scores
 from ..method.similarity_series import RowShare, SnapshotSimilaritySeries

@@ -193,6 +193,9 @@ class StageSection:
     max_grad_norm: float = field(default=1.0, metadata=POSITIVE)
     eval_batch_size: int = field(default=16, metadata=AT_LEAST_ONE)
     logging_steps: int = field(default=10, metadata=AT_LEAST_ONE)
+    # the Trainer's gradient checkpointing: the mBART layers and the backbone (chunk by chunk, with
+    # model.overrides.backbone_chunk_size); it needs model.overrides.freeze_batch_norm=true
+    gradient_checkpointing: bool = False
 
 
 @dataclass
@@ -433,6 +436,23 @@ def model_fields_not_overridden_twice(config: RecipeConfig) -> str | None:
     if twice:
         key = twice[0]
         return f"model.overrides.{key}: set model.{key} instead (it is a field of the model section)"
+    if "backbone_checkpointing" in config.model.overrides:
+        return (
+            "model.overrides.backbone_checkpointing: not a model field; set <stage>.gradient_checkpointing="
+            "true (e.g. scl.gradient_checkpointing), which checkpoints the backbone and the mBART layers"
+        )
+    return None
+
+
+def checkpointing_has_frozen_batch_norm(config: RecipeConfig) -> str | None:
+    names = ("reference", "scl", "translate")
+    stages = [name for name in names if getattr(config, name).gradient_checkpointing]
+    if stages and not config.model.overrides.get("freeze_batch_norm", False):
+        return (
+            f"{stages[0]}.gradient_checkpointing: true needs model.overrides.freeze_batch_norm: true (the "
+            "backbone is checkpointed too, and recomputing a training-mode BatchNorm would update its "
+            "statistics twice)"
+        )
     return None
 
 
@@ -460,6 +480,7 @@ CROSS_FIELD_RULES: tuple[Callable[[RecipeConfig], str | None], ...] = (
     reference_takes_two_snapshots,
     scl_has_a_loss,
     model_fields_not_overridden_twice,
+    checkpointing_has_frozen_batch_norm,
 )
 
 

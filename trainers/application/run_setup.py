@@ -26,7 +26,7 @@ from datasets_scripts import (
     make_gloss_rendered_corpus,
     make_synthetic_corpus,
 )
-from datasets_scripts import synthetic as synthetic_module
+from datasets_scripts.synthetic import check_synthetic_options, make_signers
 
 from ..training.progress import progress_enabled
 from .recipe_config import (
@@ -75,8 +75,8 @@ def synthetic_options(section: CorpusSection, where: str = "recipe config") -> d
     values = {name: parameter.default for name, parameter in parameters.items() if name in accepted}
     values.update(options)
     try:
-        # The generator checks these before it writes anything (private helpers: no dry-run exists).
-        synthetic_module._check_options(
+        # The generator's own checks, run before anything is written.
+        check_synthetic_options(
             values["frame_size"],
             section.synthetic_format,
             "csv",
@@ -87,7 +87,7 @@ def synthetic_options(section: CorpusSection, where: str = "recipe config") -> d
                 for name in ("repeat_fraction", "near_duplicate_fraction", "unseen_signer_fraction")
             },
         )
-        synthetic_module.make_signers(values["num_signers"], section.synthetic_seed)
+        make_signers(values["num_signers"], section.synthetic_seed)
     except ValueError as error:
         raise ConfigError(f"{key}: {error}") from None
     return options

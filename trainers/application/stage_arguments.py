@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from typing import Any
@@ -29,6 +30,13 @@ def device_arguments(config: RecipeConfig) -> dict[str, Any]:
         "cudnn_benchmark": resolved_cudnn_benchmark(config.cudnn_benchmark),
         "backbone_compile": config.backbone_compile,
     }
+
+
+def checkpointing_argument() -> str:
+    """The Trainer's gradient-checkpointing argument: ``activation_checkpointing`` from transformers 5.24
+    on (``gradient_checkpointing`` is then its deprecated alias), ``gradient_checkpointing`` before."""
+    names = {item.name for item in dataclasses.fields(SclSltTrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def resolved_optimizer(optimizer: str) -> str:
@@ -120,6 +128,7 @@ def stage_arguments(
         "lr_scheduler_type": section.lr_scheduler,
         "gradient_accumulation_steps": section.gradient_accumulation_steps,
         "max_grad_norm": section.max_grad_norm,
+        checkpointing_argument(): section.gradient_checkpointing,
         "logging_steps": section.logging_steps,
         "save_strategy": "epoch",
         "save_total_limit": 1,

@@ -39,8 +39,7 @@ from torch.utils.data import DataLoader, Sampler
 from transformers import Seq2SeqTrainer, TrainerCallback
 from transformers.trainer_utils import EvalPrediction
 
-from modeling_scl_slt import translation_loss
-from modeling_scl_slt.decoding_scl_slt import decode_generated
+from modeling_scl_slt import decode_generated, translation_loss
 from modeling_scl_slt.modeling_scl_slt import shift_tokens_right
 
 from ..method.losses import ContrastiveLossOutput
@@ -356,7 +355,7 @@ class TranslationMetrics:
     """``compute_metrics`` for generation: decode ids, score BLEU-1..4 and ROUGE-L.
 
     Predictions lose the start tokens of ``generation_config`` (the model's), as everywhere
-    (:func:`~modeling_scl_slt.decoding_scl_slt.decode_generated`); labels never carry them.
+    (:func:`~modeling_scl_slt.pipeline_scl_slt.decode_generated`); labels never carry them.
     """
 
     def __init__(self, tokenizer: Any, language: str, generation_config: Any = None) -> None:

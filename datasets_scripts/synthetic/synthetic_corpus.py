@@ -1,7 +1,7 @@
 """A built-in synthetic sign language: weather reports signed by coloured hand shapes.
 
-It is the default corpus of ``scl-slt demo``, of the tests and of the ablations: it trains on a
-2-core CPU in minutes, yet keeps what makes sign language translation and SCL interesting —
+It is the default corpus of ``scl-slt demo``, of the tests and of the ablations: small enough to
+train on a CPU, yet it keeps what makes sign language translation and SCL interesting —
 the sign order is not the word order, signers differ, and sentences repeat.
 
 Signs
@@ -49,10 +49,7 @@ Sizes and timing
     Frames are ``frame_size`` × ``frame_size`` RGB (default 64), 25 fps. A sign lasts 4–9
     frames (6 at speed 1), a transition 1–3, a clip 21–66 (about 40 on average). Videos per
     split (train/validation/test): tiny 24/6/6, small 200/40/40, default 800/100/100,
-    large 4000/400/400, or an int ``n`` for n/max(4, n//8)/max(4, n//8). The default corpus
-    takes about 10 s to generate on a 2-core CPU (13 MB of mp4, or 43k PNG files).
-    A small CNN + 2-layer transformer (frames average-pooled to 32×32) reached 95 BLEU-4 on
-    the default validation split after 5.5 minutes of CPU training.
+    large 4000/400/400, or an int ``n`` for n/max(4, n//8)/max(4, n//8).
 
 Files
     ``<out_dir>/manifest.csv`` (or ``.jsonl``) with columns ``name, video, text, split,
@@ -78,28 +75,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ._synthetic_language import (
-    SIGN_LEXICON,
-    SignSpec,
-    SyntheticSentence,
-    near_duplicate,
-    sample_sentence,
-)
-from ._synthetic_language import TEMPLATE_SLOTS as TEMPLATE_SLOTS  # re-exported for the tests
-from ._synthetic_rendering import SyntheticSigner, make_signers, render_clip
-
-__all__ = [
-    "DUPLICATE_RICH",
-    "SIGN_LEXICON",
-    "SIZE_PRESETS",
-    "SignSpec",
-    "SyntheticSentence",
-    "SyntheticSigner",
-    "make_signers",
-    "make_synthetic_corpus",
-    "render_clip",
-    "sample_sentence",
-]
+from .language import SyntheticSentence, near_duplicate, sample_sentence
+from .rendering import SyntheticSigner, make_signers, render_clip
 
 SPLITS = ("train", "validation", "test")
 FPS = 25
@@ -189,7 +166,8 @@ def _plan_split(
     return rows
 
 
-def _write_manifest(rows: list[dict[str, str]], path: Path) -> None:
+def write_manifest(rows: list[dict[str, str]], path: Path) -> None:
+    """Write ``rows`` (same keys, in order) as ``.jsonl`` (one JSON object a line) or as CSV with a header."""
     if path.suffix == ".jsonl":
         path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
         return
@@ -239,7 +217,9 @@ def make_synthetic_corpus(
         "near_duplicate_fraction": near_duplicate_fraction,
         "unseen_signer_fraction": unseen_signer_fraction,
     }
-    _check_options(frame_size, video_format, manifest_format, num_signers, num_unseen_signers, options)
+    check_synthetic_options(
+        frame_size, video_format, manifest_format, num_signers, num_unseen_signers, options
+    )
     split_sizes = _split_sizes(size)
     out_dir = Path(out_dir)
     signers = make_signers(num_signers, seed)
@@ -261,7 +241,7 @@ def make_synthetic_corpus(
             bar.update()
     bar.close()
     manifest_path = out_dir / f"manifest.{manifest_format}"
-    _write_manifest(manifest_rows, manifest_path)
+    write_manifest(manifest_rows, manifest_path)
     return manifest_path
 
 
@@ -285,7 +265,7 @@ def _write_video(out_dir: Path, row: _Row, frames: np.ndarray, video_format: str
     }
 
 
-def _check_options(
+def check_synthetic_options(
     frame_size: int,
     video_format: str,
     manifest_format: str,
@@ -293,6 +273,11 @@ def _check_options(
     num_unseen_signers: int,
     fractions: dict[str, float],
 ) -> None:
+    """Raise ``ValueError`` naming the first bad argument of :func:`make_synthetic_corpus`.
+
+    ``fractions``: ``repeat_fraction``, ``near_duplicate_fraction`` and ``unseen_signer_fraction``.
+    It runs before anything is written, so a caller can check options without generating.
+    """
     if not isinstance(frame_size, int) or frame_size < 16:
         raise ValueError(f"frame_size must be an int of at least 16 pixels, got {frame_size!r}")
     if video_format not in ("mp4", "frames"):

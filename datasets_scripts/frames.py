@@ -6,13 +6,9 @@ Frame checks (`check_frame`), chosen per loader with ``frame_check=``:
   ends with its end marker (PNG ``IEND`` chunk, JPEG ``EOI`` marker; other formats:
   PIL parses the header). This catches empty, non-image and truncated files, which is
   how copies usually break (an interrupted download or unpack). Two small reads per
-  file. Measured on this project's 2-core CPU machine (warm page cache): ~20 µs per
-  frame on top of listing the folder; loading 22,400 PHOENIX-sized PNGs took 1.3 s
-  (0.8 s without checks), i.e. about 1 min for PHOENIX-2014-T's ~0.9 M frames.
-  On a cold disk the two seeks per file dominate.
+  file; on a cold disk the two seeks per file dominate.
 - ``"full"``: decode every frame with PIL. Also catches damage in the middle of a file
-  (intact ends, corrupt pixels) but costs 1.6–2.6 ms per 210×260 PNG on one core,
-  i.e. 25–40 min for PHOENIX-2014-T.
+  (intact ends, corrupt pixels), at the cost of a full decode per frame.
 - ``"none"``: only list the files. Damaged frames then fail when decoded (training).
 """
 
@@ -147,7 +143,7 @@ def encode_image(image: Image.Image, image_format: ImageFormat = "png", jpeg_qua
     """Encode one frame: lossless PNG (fast compression level) or JPEG."""
     buffer = io.BytesIO()
     if image_format == "png":
-        image.save(buffer, format="PNG", compress_level=1)  # level 1: ~3x faster than 6, still lossless
+        image.save(buffer, format="PNG", compress_level=1)  # lossless at any level; 1 is the fastest
     else:
         image.save(buffer, format="JPEG", quality=jpeg_quality)
     return buffer.getvalue()

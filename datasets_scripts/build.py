@@ -9,9 +9,9 @@ from typing import Any
 
 from datasets import Dataset, Features, Image, List, Value
 
-from ._frames import natural_key
-from ._tables import iter_duplicates
-from .errors import LoadReport, OnError, Problem, SignCorpus, resolve_problems
+from .corpus import LoadReport, OnError, Problem, SignCorpus, resolve_problems
+from .frames import natural_key
+from .tables import iter_duplicates
 
 SPLIT_ORDER = ("train", "validation", "test")
 _SPLIT_ALIASES = {"dev": "validation", "val": "validation", "valid": "validation", "validation": "validation"}

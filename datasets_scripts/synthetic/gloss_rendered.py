@@ -27,11 +27,11 @@ Every bad row is reported in one `CorpusError` naming file, line and what was ex
 Signs
     A gloss's hand shapes, path, location, direction and handedness (one hand, mirrored two
     hands, or a passive base hand) are drawn from a stable hash of the gloss string
-    (:func:`~datasets_scripts._gloss_signs.gloss_sign`): the same gloss looks the same in every
+    (:func:`~datasets_scripts.synthetic.gloss_signs.gloss_sign`): the same gloss looks the same in every
     run, process and corpus, whatever ``seed``.
 
 Signers
-    ``num_signers`` (default 9) signers of :func:`~datasets_scripts.synthetic.make_signers`
+    ``num_signers`` (default 9) signers of :func:`~datasets_scripts.synthetic.rendering.make_signers`
     (hand colour and size, background, clothing, offset, signing space, speed, jitter), drawn
     from ``seed``. Rows naming a signer get one rendered signer per distinct id (ids in natural
     sort order → ``signer01``, ``signer02``, …); other rows get one from a stable hash of their
@@ -46,16 +46,8 @@ Output
     ``<out_dir>/manifest.csv`` (or ``.jsonl``) with columns ``name, video, text, split, signer,
     gloss[, language]`` for :func:`~datasets_scripts.manifest.load_sign_corpus`, and PNG frame
     folders ``frames/<split>/<name>/0001.png …`` (or lossless ``videos/<split>/<name>.mp4``),
-    as :func:`~datasets_scripts.synthetic.make_synthetic_corpus` writes them. Same input and
+    as :func:`~datasets_scripts.synthetic.synthetic_corpus.make_synthetic_corpus` writes them. Same input and
     arguments → the same bytes, for any ``num_workers``.
-
-Cost
-    Measured on the 2-core development machine with ``num_workers=2``, for the full PHOENIX-2014T
-    twin (8,257 videos, from ``shared/data/phoenix2014t``): 32×32, ``frame_step=4`` — 84 s,
-    240,040 PNG frames, 103 MB of data but 973 MB on disk (one 4 kB block per small file);
-    48×48, ``frame_step=2`` — 382 s (box shared, load ≈ 6), 475,941 frames, 1.9 GB on disk;
-    32×32, ``frame_step=1`` as mp4 — 262 s (same load), 143 MB. Three quarters of the time is
-    PIL writing PNG files; loading the first twin with ``load_sign_corpus`` took 60 s.
 """
 
 from __future__ import annotations
@@ -64,20 +56,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from ._build import SPLIT_ORDER
-from ._gloss_annotations import (
+from ..build import SPLIT_ORDER
+from ..corpus import OnError
+from .gloss_annotations import (
     AnnotationFormat,
     GlossAnnotations,
     GlossRow,
     read_gloss_annotations,
     split_key,
 )
-from ._gloss_signs import VideoJob, assign_signers, run_jobs
-from ._synthetic_rendering import SyntheticSigner
-from .errors import OnError
-from .synthetic import _write_manifest
+from .gloss_signs import VideoJob, assign_signers, run_jobs
+from .rendering import SyntheticSigner
+from .synthetic_corpus import write_manifest
 
-__all__ = ["GlossAnnotations", "GlossRow", "make_gloss_rendered_corpus", "read_gloss_annotations"]
+__all__ = ["make_gloss_rendered_corpus"]
 
 
 def _check_options(image_size: int, frame_step: int, num_workers: int, max_train_videos: int | None) -> None:
@@ -161,7 +153,7 @@ def make_gloss_rendered_corpus(
         )
     run_jobs(jobs, num_workers, show_progress)
     manifest_path = out_dir / f"manifest.{manifest_format}"
-    _write_manifest(manifest_rows, manifest_path)
+    write_manifest(manifest_rows, manifest_path)
     return manifest_path
 
 

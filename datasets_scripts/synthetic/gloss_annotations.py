@@ -1,6 +1,6 @@
 """Reading gloss annotations (JSONL, PHOENIX-2014-T csv, CSL-Daily, in-memory rows) into `GlossRow`s.
 
-The formats, and what counts as a bad row, are described in :mod:`datasets_scripts.gloss_rendered`.
+The formats, and what counts as a bad row, are described in :mod:`datasets_scripts.synthetic.gloss_rendered`.
 Every bad row becomes one `Problem` naming its file, line (``row`` for in-memory rows) and what
 was expected; they are settled all at once with the loaders' ``on_error`` policy.
 """
@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from ._build import SPLIT_ORDER, normalise_split
-from ._frames import check_frame_folder, natural_key
-from ._tables import read_delimited, read_json_lines
-from .csl_daily import FRAME_FOLDERS, LABEL_FILE, SPLIT_FILE, _join_strings, read_csl_labels
-from .errors import CorpusError, OnError, Problem, check_on_error, raise_file_problems, resolve_problems
-from .phoenix import PHOENIX_SPLITS, find_phoenix_root
+from ..build import SPLIT_ORDER, normalise_split
+from ..corpus import CorpusError, OnError, Problem, check_on_error, raise_file_problems, resolve_problems
+from ..csl_daily import FRAME_FOLDERS, LABEL_FILE, SPLIT_FILE, join_strings, read_csl_labels
+from ..frames import check_frame_folder, natural_key
+from ..phoenix import PHOENIX_SPLITS, find_phoenix_root
+from ..tables import read_delimited, read_json_lines
 
 AnnotationFormat = Literal["jsonl", "phoenix", "csl"]
 _JSONL_KEYS = ("name", "gloss", "text", "num_frames")
@@ -258,7 +258,7 @@ def _read_csl(collector: _Collector, root: Path) -> None:
         canonical = {
             "name": name,
             "gloss": entry.get("label_gloss"),
-            "text": _join_strings(entry, "label_word", "") or _join_strings(entry, "label_char", ""),
+            "text": join_strings(entry, "label_word", "") or join_strings(entry, "label_char", ""),
             "num_frames": entry.get("length"),
             "signer": entry.get("signer"),
         }

@@ -2,8 +2,8 @@
 
 :func:`make_signers` draws the signers (hand colour and size, background, clothing, offset,
 signing-space size, speed, timing jitter); :func:`render_clip` moves the hands of a signer along
-the signs' paths (:data:`~datasets_scripts._synthetic_language.SIGN_LEXICON`) and paints the
-frames. The corpus-level description is in :mod:`datasets_scripts.synthetic`.
+the signs' paths (:data:`~datasets_scripts.synthetic.language.SIGN_LEXICON`) and paints the
+frames. The corpus-level description is in :mod:`datasets_scripts.synthetic.synthetic_corpus`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._synthetic_language import SIGN_LEXICON, SignSpec
+from .language import SIGN_LEXICON, SignSpec
 
 # --------------------------------------------------------------------------------------------
 # Signers
@@ -91,7 +91,7 @@ REST_RIGHT, REST_LEFT = (0.45, 0.85), (-0.45, 0.85)
 SIGN_JITTER = 0.04  # largest random shift of one sign's path, signing-space units
 
 
-def _path_points(spec: SignSpec, num_frames: int) -> np.ndarray:
+def path_points(spec: SignSpec, num_frames: int) -> np.ndarray:
     """Right-hand positions along the sign's path: (num_frames, 2) in signing-space units."""
     start, end = np.asarray(spec.start), np.asarray(spec.end)
     t = np.linspace(0.0, 1.0, num_frames)[:, None]  # (F, 1)
@@ -119,7 +119,7 @@ def _path_points(spec: SignSpec, num_frames: int) -> np.ndarray:
     return centre + rotated
 
 
-def _hand_mask(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray:
+def hand_mask(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray:
     """Pixels covered by a hand shape, from offsets ``dx``, ``dy`` (signing-space units) to its centre."""
     if shape == "circle":
         return dx**2 + dy**2 <= radius**2
@@ -135,7 +135,7 @@ def _hand_mask(shape: str, dx: np.ndarray, dy: np.ndarray, radius: float) -> np.
     raise ValueError(f"unknown hand shape {shape!r}")
 
 
-class _Hold(NamedTuple):
+class Hold(NamedTuple):
     """Both hands at one moment: positions (2,) in signing-space units and hand shapes."""
 
     right: np.ndarray
@@ -144,11 +144,11 @@ class _Hold(NamedTuple):
     left_shape: str
 
 
-REST = _Hold(np.array(REST_RIGHT), np.array(REST_LEFT), "circle", "circle")
+REST = Hold(np.array(REST_RIGHT), np.array(REST_LEFT), "circle", "circle")
 
 
 @dataclass
-class _Track:
+class Track:
     """Both hands over a clip: position arrays (F, 2) per segment and one shape per frame and hand."""
 
     right: list[np.ndarray] = field(default_factory=list)
@@ -162,7 +162,7 @@ class _Track:
         self.right_shapes += [right_shape] * len(right)
         self.left_shapes += [left_shape] * len(left)
 
-    def hold(self, pose: _Hold, num_frames: int) -> None:
+    def hold(self, pose: Hold, num_frames: int) -> None:
         self.add(
             np.repeat(pose.right[None], num_frames, 0),
             np.repeat(pose.left[None], num_frames, 0),
@@ -170,7 +170,7 @@ class _Track:
             pose.left_shape,
         )
 
-    def move(self, previous: _Hold, target: _Hold, num_frames: int) -> None:
+    def move(self, previous: Hold, target: Hold, num_frames: int) -> None:
         """Straight moves between two holds; the hands keep their previous shapes on the way."""
         t = np.arange(1, num_frames + 1)[:, None] / (num_frames + 1)  # (F, 1), excludes both ends
         right = previous.right + t * (target.right - previous.right)
@@ -184,28 +184,28 @@ def _duration(base: int, signer: SyntheticSigner, rng: np.random.Generator, mini
     return max(minimum, round(base / signer.speed) + jitter)
 
 
-def _hand_track(glosses: tuple[str, ...], signer: SyntheticSigner, rng: np.random.Generator) -> _Track:
+def _hand_track(glosses: tuple[str, ...], signer: SyntheticSigner, rng: np.random.Generator) -> Track:
     """Rest → sign → transition → sign … → rest, for both hands, in signing-space units."""
-    track = _Track()
+    track = Track()
     track.hold(REST, REST_FRAMES)
     previous = REST
     for gloss in glosses:
         spec = SIGN_LEXICON[gloss]
         num_frames = _duration(BASE_SIGN_FRAMES, signer, rng, minimum=4)
-        right = _path_points(spec, num_frames) + rng.uniform(-SIGN_JITTER, SIGN_JITTER, size=2)  # (F, 2)
+        right = path_points(spec, num_frames) + rng.uniform(-SIGN_JITTER, SIGN_JITTER, size=2)  # (F, 2)
         # The left hand mirrors a two-handed sign and otherwise rests.
         left = right * np.array([-1.0, 1.0]) if spec.two_handed else np.repeat(REST.left[None], num_frames, 0)
         left_shape = spec.shape if spec.two_handed else REST.left_shape
         transition = _duration(BASE_TRANSITION_FRAMES, signer, rng, minimum=1)
-        track.move(previous, _Hold(right[0], left[0], spec.shape, left_shape), transition)
+        track.move(previous, Hold(right[0], left[0], spec.shape, left_shape), transition)
         track.add(right, left, spec.shape, left_shape)
-        previous = _Hold(right[-1], left[-1], spec.shape, left_shape)
+        previous = Hold(right[-1], left[-1], spec.shape, left_shape)
     track.move(previous, REST, BASE_TRANSITION_FRAMES)
     track.hold(REST, REST_FRAMES)
     return track
 
 
-def _figure(signer: SyntheticSigner, frame_size: int, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def paint_figure(signer: SyntheticSigner, frame_size: int, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """The still background: backdrop, torso and head. (H, W, 3) uint8."""
     x, y = grid[0] - signer.offset[0], grid[1] - signer.offset[1]
     image = np.empty((frame_size, frame_size, 3), np.uint8)
@@ -226,12 +226,12 @@ def render_clip(
     # Pixel centres in signing-space units: x, y in [-1, 1].
     axis = (np.arange(frame_size) + 0.5) / frame_size * 2 - 1
     grid = np.meshgrid(axis, axis)  # x varies along columns, y along rows
-    frames = np.repeat(_figure(signer, frame_size, grid)[None], len(right), axis=0)
+    frames = np.repeat(paint_figure(signer, frame_size, grid)[None], len(right), axis=0)
     radius = HAND_RADIUS * signer.hand_scale
     for positions, shapes in ((left, track.left_shapes), (right, track.right_shapes)):
         # Movements scale around the chest; the whole figure then shifts by the signer's offset.
         centres = positions * signer.space_scale + np.asarray(signer.offset)  # (T, 2)
         for frame_index, (centre, shape) in enumerate(zip(centres, shapes, strict=True)):
-            mask = _hand_mask(shape, grid[0] - centre[0], grid[1] - centre[1], radius)
+            mask = hand_mask(shape, grid[0] - centre[0], grid[1] - centre[1], radius)
             frames[frame_index][mask] = signer.hand_colour
     return frames

@@ -4,7 +4,7 @@
 :data:`TEMPLATE_WEIGHTS` define the weather-report grammar; :class:`SyntheticSentence` turns slot
 values into English text and a sign sequence; :func:`sample_sentence` and :func:`near_duplicate`
 draw fresh and one-word-changed sentences. The corpus-level description is in
-:mod:`datasets_scripts.synthetic`.
+:mod:`datasets_scripts.synthetic.synthetic_corpus`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 :class:`GlossSign` — hand shapes, path, location, direction and handedness — drawn from a
 random stream seeded by a stable hash of the gloss (BLAKE2b, not Python's salted ``hash()``),
 so a gloss looks the same in every process, run and corpus. :func:`render_gloss_clip` then
-moves a signer of :mod:`datasets_scripts._synthetic_rendering` through the signs, stretched in
+moves a signer of :mod:`datasets_scripts.synthetic.rendering` through the signs, stretched in
 time (with jittered durations and transitions) to fill exactly the frames asked for, and paints
 them with whole-clip numpy operations. :func:`run_jobs` renders and writes a corpus's videos,
 in worker processes if asked.
@@ -24,24 +24,24 @@ from typing import Literal, NamedTuple, get_args
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._frames import natural_key
-from ._synthetic_language import Path_, Shape, SignSpec
-from ._synthetic_rendering import (
+from ..frames import natural_key
+from .language import Path_, Shape, SignSpec
+from .rendering import (
     BASE_SIGN_FRAMES,
     BASE_TRANSITION_FRAMES,
     HAND_RADIUS,
     REST,
     REST_FRAMES,
     SIGN_JITTER,
+    Hold,
     SyntheticSigner,
-    _figure,
-    _hand_mask,
-    _Hold,
-    _path_points,
-    _Track,
+    Track,
+    hand_mask,
     make_signers,
+    paint_figure,
+    path_points,
 )
-from .synthetic import write_frame_folder, write_mp4
+from .synthetic_corpus import write_frame_folder, write_mp4
 
 Handedness = Literal["one", "mirrored", "base"]
 
@@ -180,10 +180,10 @@ def _sign_hold(sign: GlossSign, right: np.ndarray) -> tuple[np.ndarray, str, str
 
 def gloss_track(
     glosses: tuple[str, ...], num_frames: int, signer: SyntheticSigner, rng: np.random.Generator
-) -> _Track:
+) -> Track:
     """Rest → transition → sign → … → transition → rest, for both hands, exactly ``num_frames`` long."""
     counts = segment_frames(len(glosses), num_frames, signer, rng)
-    track = _Track()
+    track = Track()
     track.hold(REST, int(counts[0]))
     previous = REST
     for index, gloss in enumerate(glosses):
@@ -193,11 +193,11 @@ def gloss_track(
             track.hold(previous, transition)
             continue
         sign = gloss_sign(gloss)
-        right = _path_points(sign.spec, length) + shift  # (F, 2)
+        right = path_points(sign.spec, length) + shift  # (F, 2)
         left, right_shape, left_shape = _sign_hold(sign, right)
-        track.move(previous, _Hold(right[0], left[0], right_shape, left_shape), transition)
+        track.move(previous, Hold(right[0], left[0], right_shape, left_shape), transition)
         track.add(right, left, right_shape, left_shape)
-        previous = _Hold(right[-1], left[-1], right_shape, left_shape)
+        previous = Hold(right[-1], left[-1], right_shape, left_shape)
     track.move(previous, REST, int(counts[-2]))
     track.hold(REST, int(counts[-1]))
     return track
@@ -229,7 +229,7 @@ def _paint_hand(
         index = np.flatnonzero(shape_of_frame == shape)  # (n,)
         dx = grid[0][None] - centres[index, 0, None, None]  # (n, S, S)
         dy = grid[1][None] - centres[index, 1, None, None]
-        mask = _hand_mask(shape, dx, dy, radius)  # (n, S, S)
+        mask = hand_mask(shape, dx, dy, radius)  # (n, S, S)
         frames[index] = np.where(mask[..., None], np.asarray(colour, np.uint8), frames[index])
 
 
@@ -247,7 +247,7 @@ def render_gloss_clip(
     track = gloss_track(glosses, num_frames, signer, rng)
     axis = (np.arange(image_size) + 0.5) / image_size * 2 - 1  # pixel centres in [-1, 1]
     grid = np.meshgrid(axis, axis)  # x varies along columns, y along rows
-    frames = np.repeat(_figure(signer, image_size, grid)[None], num_frames, axis=0)  # (T, S, S, 3)
+    frames = np.repeat(paint_figure(signer, image_size, grid)[None], num_frames, axis=0)  # (T, S, S, 3)
     radius = HAND_RADIUS * signer.hand_scale
     offset = np.asarray(signer.offset)
     for positions, shapes in ((track.left, track.left_shapes), (track.right, track.right_shapes)):
