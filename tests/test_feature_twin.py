@@ -12,15 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from datasets_scripts import CorpusError, read_gloss_annotations
-from datasets_scripts.feature_twin import (
+from datasets_scripts.frame_features import FORMAT as FEATURES_FORMAT
+from datasets_scripts.frame_features import FrameFeaturesWriter
+from datasets_scripts.synthetic.feature_twin import (
     FeatureTwinParameters,
     _stable_int,
     assign_signers,
     broadcast_of,
     make_feature_twin,
 )
-from datasets_scripts.frame_features import FORMAT as FEATURES_FORMAT
-from datasets_scripts.frame_features import FrameFeaturesWriter
 from tests._shared_data import PHOENIX_SPLITS, phoenix_rows
 
 SMALL = FeatureTwinParameters(feature_dim=24, sign_rank=8, difficulty=0.3)

@@ -4,7 +4,7 @@
     python -m benchmarks.experiments.feature_twin_ablation --output-dir ft-run --report-only
     python -m benchmarks.experiments.feature_twin_ablation --output-dir smoke --scale smoke  # minutes
 
-Corpus: ``datasets_scripts.feature_twin`` renders the real annotations of
+Corpus: ``datasets_scripts.synthetic.feature_twin`` renders the real annotations of
 ``../shared/data/phoenix2014t`` (all 7,096 train videos, the real dev and test splits, real
 lengths) straight into frame features, once per difficulty, into ``OUTPUT_DIR/corpora/d<level>``.
 The recipe trains on them in features mode (``video.features``): no backbone runs.
@@ -66,7 +66,7 @@ from benchmarks.experiments.ablation_report import (
 )
 from benchmarks.harness import REPO_ROOT as REPO
 from benchmarks.harness import module_command, module_environment
-from datasets_scripts.feature_twin import FeatureTwinParameters, make_feature_twin
+from datasets_scripts.synthetic.feature_twin import FeatureTwinParameters, make_feature_twin
 from trainers.application.cli import parse_overrides
 from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass
 

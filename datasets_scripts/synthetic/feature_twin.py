@@ -1,6 +1,6 @@
 """The feature-level twin of a gloss-annotated corpus: real annotations rendered as frame features.
 
-The pixel twin (:mod:`datasets_scripts.gloss_rendered`) draws every frame and makes the model's
+The pixel twin (:mod:`datasets_scripts.synthetic.gloss_rendered`) draws every frame and makes the model's
 ResNet learn to see it. This twin skips the pixels: it writes, for every frame of every annotated
 video, the feature vector a frozen pretrained backbone would give, so the training that follows
 (``video.features: DIR`` in the recipe) spends its time on alignment and translation only. The
@@ -66,18 +66,18 @@ from typing import Any
 
 import numpy as np
 
-from ._gloss_annotations import AnnotationFormat, GlossAnnotations, GlossRow, read_gloss_annotations
-from .errors import OnError
-from .frame_features import (
+from ..corpus import OnError
+from ..frame_features import (
     INFO_FILE,
     FeatureRow,
     FrameFeaturesWriter,
     atomic_write_text,
     read_frame_features_info,
 )
+from .gloss_annotations import AnnotationFormat, GlossAnnotations, GlossRow, read_gloss_annotations
 
 GENERATOR_FILE = "feature_twin.json"  # beside features.json: the generator's parameters
-SOURCE = "datasets_scripts.feature_twin (real annotations rendered as synthetic frame features)"
+SOURCE = "datasets_scripts.synthetic.feature_twin (real annotations rendered as synthetic frame features)"
 _BROADCAST_SUFFIX = re.compile(r"-\d+$")
 _REST_SHARE = (0.03, 0.12)  # each of the opening and closing rests, as a share of the frames
 _DURATION_SHAPE = 4.0  # Gamma shape of a gloss's relative duration
