@@ -274,6 +274,7 @@ def plan_jobs(args: argparse.Namespace, scale: Scale) -> list[Job]:
     """Every job in the order of the experiment (see the module docstring)."""
     root, jobs = args.output_dir, []
     stop_after = args.stop_after
+    commit = code_commit()  # of this call: later edits of the checkout do not reach its runs
 
     def group(level: float, seed: int, variants: list[Variant]) -> None:
         references = sorted({reference_of(v) for v in variants}, key=lambda v: v.name)
@@ -298,7 +299,7 @@ def plan_jobs(args: argparse.Namespace, scale: Scale) -> list[Job]:
             jobs.append(
                 Job(
                     f"{difficulty_name(level)}/seed{seed}/{variant.name}",
-                    partial(_run_variant, config, folder, source, stop_after),
+                    partial(_run_variant, config, folder, source, stop_after, commit),
                     lambda d=done: d.exists(),
                     needs=f"{difficulty_name(level)}/seed{seed}/{reference_of(variant).name}/reference",
                     log=folder / "run.log",
@@ -348,13 +349,16 @@ def link_reference_outputs(source: Path, target: Path) -> None:
             link.symlink_to(os.path.relpath(source / name, target))
 
 
-def _run_variant(config: dict[str, Any], folder: Path, source: Path, stop_after: str | None) -> float:
+def _run_variant(
+    config: dict[str, Any], folder: Path, source: Path, stop_after: str | None, commit: str
+) -> float:
+    """Link the reference run's outputs, run the variant and stamp its folder with time and code."""
     if folder != source:
         link_reference_outputs(source, folder)
     seconds = run_job(config, str(folder), stop_after)
     stamp = {
         "wall_seconds": seconds,
-        "code_commit": code_commit(),
+        "code_commit": commit,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     (folder / "feature_twin_run.json").write_text(json.dumps(stamp, indent=2), encoding="utf-8")
