@@ -91,24 +91,40 @@ def test_the_report_pairs_runs_of_one_seed_and_draws_the_sweep(tmp_path: Path) -
 
 def test_the_plan_runs_the_main_table_first_then_seeds_oracle_and_sweep(tmp_path: Path) -> None:
     args = experiment.parse_args(
-        ["--output-dir", str(tmp_path), "--seeds", "0", "1", "--sweep", "0.3", "0.5", "0.8"]
+        [
+            "--output-dir",
+            str(tmp_path),
+            "--seeds",
+            "0",
+            "1",
+            "--difficulty",
+            "0.5",
+            "--sweep",
+            "0.3",
+            "0.5",
+            "0.8",
+        ]
     )
     assert args.sweep == [0.3, 0.8]  # the main difficulty is not repeated
     keys = [job.key for job in experiment.plan_jobs(args, experiment.SCALES["full"])]
-    seed0 = [f"d0.50/seed0/{name}/reference" for name in ("ps_log", "ps_log_mean")]
+    seed0 = ["corpus/d0.50"] + [f"d0.50/seed0/{name}/reference" for name in ("ps_log", "ps_log_mean")]
     seed0 += [f"d0.50/seed0/{name}" for name in experiment.VARIANTS]
     assert keys[: len(seed0)] == seed0
     assert keys[len(seed0)] == "d0.50/seed1/ps_log/reference"
     oracle = keys.index("oracle")
-    assert all(key.startswith("d0.50/") for key in keys[:oracle])
-    assert keys[oracle + 1 :] == [
+    assert all(key.startswith(("d0.50/", "corpus/d0.50")) for key in keys[:oracle])
+    sweep = [
         f"d{level}/seed{seed}/{name}"
         for seed in (0, 1)
         for level in ("0.30", "0.80")
         for name in ("ps_log/reference", "random", "ps_log")
     ]
+    sweep.insert(sweep.index("d0.30/seed0/ps_log/reference"), "corpus/d0.30")
+    sweep.insert(sweep.index("d0.80/seed0/ps_log/reference"), "corpus/d0.80")
+    assert keys[oracle + 1 :] == sweep
     jobs = {job.key: job for job in experiment.plan_jobs(args, experiment.SCALES["full"])}
     assert jobs["d0.80/seed1/random"].needs == "d0.80/seed1/ps_log/reference"
+    assert jobs["d0.80/seed1/ps_log/reference"].needs == "corpus/d0.80"
     assert jobs["d0.50/seed0/ps_log_mean"].needs == "d0.50/seed0/ps_log_mean/reference"
 
 
@@ -146,7 +162,7 @@ def test_smoke_experiment_runs_resumes_and_reports(tmp_path: Path) -> None:
 
     annotations = shared_path("phoenix2014t")
     out = tmp_path / "experiment"
-    options = ["--output-dir", str(out), "--scale", "smoke", "--seeds", "0", "1"]
+    options = ["--output-dir", str(out), "--scale", "smoke", "--seeds", "0", "1", "--difficulty", "0.5"]
     options += ["--variants", "baseline,random,ps_log", "--sweep", "0.9", "--no-oracle", "--jobs", "2"]
     command = module_command(MODULE, [*options, "--annotations", str(annotations)])
     how = {"capture_output": True, "text": True, "timeout": 900, "cwd": tmp_path, "env": module_environment()}

@@ -6,7 +6,8 @@
 
 Corpus: ``datasets_scripts.synthetic.feature_twin`` renders the real annotations of
 ``../shared/data/phoenix2014t`` (all 7,096 train videos, the real dev and test splits, real
-lengths) straight into frame features, once per difficulty, into ``OUTPUT_DIR/corpora/d<level>``.
+lengths) straight into frame features, once per difficulty, into ``OUTPUT_DIR/corpora/d<level>``
+(a job of its own, run before the first run of that difficulty).
 The recipe trains on them in features mode (``video.features``): no backbone runs.
 
 Runs, one recipe run directory each, ``OUTPUT_DIR/d<level>/seed<seed>/<variant>``:
@@ -154,9 +155,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", type=Path, required=True, help="experiment folder (resumable)")
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--difficulty", type=float, default=0.5, help="the main difficulty level in [0, 1]")
     parser.add_argument(
-        "--sweep", type=float, nargs="*", default=[], help="further difficulty levels for random vs ps_log"
+        "--difficulty",
+        type=float,
+        default=0.7,
+        help="the main difficulty level in [0, 1] (default 0.7: random batches reach dev R@1 of about 40 %%)",
+    )
+    parser.add_argument(
+        "--sweep",
+        type=float,
+        nargs="*",
+        default=[0.5, 0.9, 1.0],
+        help="further difficulty levels for random vs ps_log (default 0.5 0.9 1.0; none: --sweep)",
     )
     parser.add_argument(
         "--variants",
@@ -277,6 +287,18 @@ def plan_jobs(args: argparse.Namespace, scale: Scale) -> list[Job]:
     commit = code_commit()  # of this call: later edits of the checkout do not reach its runs
 
     def group(level: float, seed: int, variants: list[Variant]) -> None:
+        corpus = corpus_dir(root, level)
+        if not any(job.key == f"corpus/{difficulty_name(level)}" for job in jobs):
+            jobs.append(
+                Job(
+                    f"corpus/{difficulty_name(level)}",
+                    partial(
+                        write_corpus, args.annotations, corpus, generator_parameters(scale, level), scale
+                    ),
+                    lambda f=corpus: (f / "features.json").exists(),
+                    log=root / "corpora.log",
+                )
+            )
         references = sorted({reference_of(v) for v in variants}, key=lambda v: v.name)
         for reference in references:
             folder = run_dir(root, level, seed, reference)
@@ -288,6 +310,7 @@ def plan_jobs(args: argparse.Namespace, scale: Scale) -> list[Job]:
                     lambda f=folder: (
                         (f / "pair_scores.safetensors").exists() and (f / "trajectories.json").exists()
                     ),
+                    needs=f"corpus/{difficulty_name(level)}",
                     log=folder / "reference.log",
                 )
             )
@@ -453,25 +476,17 @@ def run_jobs(jobs: list[Job], workers: int, on_finished: Callable[[Job], None]) 
     return failed
 
 
-def prepare_corpora(args: argparse.Namespace, scale: Scale) -> None:
-    """Write the feature corpus of every difficulty level (skipped where complete)."""
+def write_corpus(annotations: Path, folder: Path, parameters: FeatureTwinParameters, scale: Scale) -> None:
+    """Write (or finish) the feature corpus of one difficulty level, logging its time to corpora.log."""
     from datasets_scripts import read_gloss_annotations
 
-    rows = read_gloss_annotations(args.annotations)
+    rows = read_gloss_annotations(annotations)
     if scale.eval_videos is not None:
         rows = {split: r if split == "train" else r[: scale.eval_videos] for split, r in rows.items()}
-    for level in [args.difficulty, *args.sweep]:
-        folder = corpus_dir(args.output_dir, level)
-        if (folder / "features.json").exists():
-            continue
-        start = time.perf_counter()
-        make_feature_twin(
-            rows, folder, generator_parameters(scale, level), max_train_videos=scale.train_videos
-        )
-        print(
-            f"{time.strftime('%H:%M:%S')} feature corpus {folder}: {time.perf_counter() - start:.0f} s",
-            flush=True,
-        )
+    start = time.perf_counter()
+    make_feature_twin(rows, folder, parameters, max_train_videos=scale.train_videos)
+    with (folder.parent.parent / "corpora.log").open("a", encoding="utf-8") as log:
+        print(f"{time.strftime('%H:%M:%S')} {folder}: {time.perf_counter() - start:.0f} s", file=log)
 
 
 def settings(args: argparse.Namespace, scale: Scale) -> dict[str, Any]:
@@ -854,7 +869,6 @@ def main(argv: list[str] | None = None) -> None:
         refresh()
         print(f"results: {args.results}; report: {args.output_dir / 'report.md'}")
         return
-    prepare_corpora(args, scale)
     start = time.perf_counter()
     failed = run_jobs(plan_jobs(args, scale), args.jobs, refresh)
     refresh()
