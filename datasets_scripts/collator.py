@@ -12,12 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from modeling_scl_slt.video_processing import VideoTransform, pad_clips
+from modeling_scl_slt.video_processing import VideoTransform, pad_clips, uniform_frame_indices
 
-__all__ = ["LABEL_PAD_ID", "MIN_FRAMES", "SignTranslationCollator"]
+__all__ = ["LABEL_PAD_ID", "MIN_FRAMES", "SignTranslationCollator", "pad_frame_features"]
 
 LABEL_PAD_ID = -100  # ignored by the cross-entropy loss
 MIN_FRAMES = 4  # the default model's temporal module downsamples ×4 (config.temporal_downsampling)
@@ -28,9 +29,11 @@ class SignTranslationCollator:
     """Collate corpus examples into a padded batch for the SCL-SLT model.
 
     Each example is a mapping with ``frames`` (PIL images or a (T, H, W, 3) uint8 array, passed
-    through ``transform``) or ``pixel_values`` (an already transformed (T, 3, H, W) float
-    tensor), and ``text`` (the target sentence; optional at inference — then no label keys are
-    returned). ``name`` is used in error messages when present.
+    through ``transform``), ``pixel_values`` (an already transformed (T, 3, H, W) float
+    tensor) or ``features`` (the backbone's per-frame features (T, D), a frame-features corpus
+    row: only ``transform.max_frames`` applies, by the same frame selection), and ``text`` (the
+    target sentence; optional at inference — then no label keys are returned). ``name`` is used
+    in error messages when present.
 
     With ``transform_in_model`` the collator only picks the frames (``transform.select_frames``)
     and returns them as uint8: the model resizes, crops, augments (in training mode) and
@@ -40,6 +43,7 @@ class SignTranslationCollator:
     Returns a dict of tensors:
         ``pixel_values`` (B, T_max, 3, H, W) float32, zero-padded in time; with
         ``transform_in_model`` (B, T_max, 3, H_frame, W_frame) uint8 (channels-last strides);
+        or, for ``features``, ``frame_features`` (B, T_max, D) in the stored dtype, zero-padded;
         ``attention_mask`` (B, T_max) long, 1 for real frames;
         ``labels`` (B, L) long, tokens + eos, padded with -100;
         ``text_input_ids`` / ``text_attention_mask`` (B, L) long, the same tokens + eos padded with
@@ -84,12 +88,23 @@ class SignTranslationCollator:
     def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if len(examples) == 0:
             raise ValueError("cannot collate an empty list of examples")
-        clips = [self._pixel_values(example, index) for index, example in enumerate(examples)]
-        if self.transform_in_model and not _stack_as_uint8(clips):
-            clips = [
-                self.transform.apply(clip[None])[0] if clip.dtype == torch.uint8 else clip for clip in clips
-            ]
-        batch = pad_clips(clips)
+        with_features = ["features" in example for example in examples]
+        if any(with_features) and not all(with_features):
+            raise ValueError(
+                "some examples have frame 'features' and others do not: a batch is one or the other"
+            )
+        if all(with_features):
+            batch = pad_frame_features(
+                [self._frame_features(example, index) for index, example in enumerate(examples)]
+            )
+        else:
+            clips = [self._pixel_values(example, index) for index, example in enumerate(examples)]
+            if self.transform_in_model and not _stack_as_uint8(clips):
+                clips = [
+                    self.transform.apply(clip[None])[0] if clip.dtype == torch.uint8 else clip
+                    for clip in clips
+                ]
+            batch = pad_clips(clips)
         texts = [example.get("text") for example in examples]
         if all(text is None for text in texts):
             return batch
@@ -111,6 +126,26 @@ class SignTranslationCollator:
         tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return [*tokens[: self.max_target_length - 1], self.tokenizer.eos_token_id]
 
+    def _frame_features(self, example: Mapping[str, Any], index: int) -> torch.Tensor:
+        """One clip's backbone features (T', D), the frames kept by ``transform.max_frames``
+        (:func:`uniform_frame_indices`, as for pixels), in their stored dtype."""
+        features = torch.as_tensor(np.asarray(example["features"]))
+        if features.ndim != 2 or features.shape[0] < 1:
+            raise ValueError(
+                f"features of {_sample_name(example, index)} must have shape (T, D), "
+                f"got {tuple(features.shape)}"
+            )
+        features = features[uniform_frame_indices(features.shape[0], self.transform.max_frames)]
+        self._check_length(features.shape[0], example, index)
+        return features
+
+    def _check_length(self, num_frames: int, example: Mapping[str, Any], index: int) -> None:
+        if num_frames < self.min_frames:
+            raise ValueError(
+                f"{_sample_name(example, index)} has {num_frames} frames; at least {self.min_frames} "
+                f"are needed (the model's temporal module downsamples time ×{self.min_frames})"
+            )
+
     def _pixel_values(self, example: Mapping[str, Any], index: int) -> torch.Tensor:
         """One clip (T, 3, H, W): transformed from ``frames`` (float; uint8 frames only selected with
         ``transform_in_model``) or taken from ``pixel_values`` (float)."""
@@ -127,12 +162,23 @@ class SignTranslationCollator:
             clip = self.transform(example["frames"])
         else:
             raise KeyError(f"{_sample_name(example, index)} has neither 'frames' nor 'pixel_values'")
-        if clip.shape[0] < self.min_frames:
-            raise ValueError(
-                f"{_sample_name(example, index)} has {clip.shape[0]} frames; at least {self.min_frames} "
-                f"are needed (the model's temporal module downsamples time ×{self.min_frames})"
-            )
+        self._check_length(clip.shape[0], example, index)
         return clip
+
+
+def pad_frame_features(clips: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Zero-pad per-frame features (T_i, D) in time: ``frame_features`` (B, T_max, D) of the clips'
+    dtype and ``attention_mask`` (B, T_max) long, 1 = real frame."""
+    dims = {clip.shape[1] for clip in clips}
+    if len(dims) > 1:
+        raise ValueError(f"all frame features of a batch need one size D, got {sorted(dims)}")
+    max_frames = max(clip.shape[0] for clip in clips)
+    features = clips[0].new_zeros((len(clips), max_frames, clips[0].shape[1]))
+    attention_mask = torch.zeros((len(clips), max_frames), dtype=torch.long)
+    for row, clip in enumerate(clips):
+        features[row, : clip.shape[0]] = clip
+        attention_mask[row, : clip.shape[0]] = 1
+    return {"frame_features": features, "attention_mask": attention_mask}
 
 
 def _stack_as_uint8(clips: Sequence[torch.Tensor]) -> bool:

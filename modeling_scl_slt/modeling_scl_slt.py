@@ -244,6 +244,51 @@ class SclSltVideoEncoder(nn.Module):
         memory_format = torch.channels_last if self.config.backbone_channels_last else torch.contiguous_format
         self.backbone.to(memory_format=memory_format)
 
+    def frame_inputs(
+        self,
+        pixel_values: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        frame_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame backbone features (B, T, C), zero at padding, and the bool frame mask (B, T).
+
+        Exactly one input: ``pixel_values`` run through the backbone (uint8 clips are transformed
+        first, see the class docstring); ``frame_features`` (B, T, C) skip it, like
+        ``inputs_embeds`` skip a token table. Features taken from this backbone in eval mode
+        (:meth:`frame_features`) give the tokens that their pixels give in eval mode.
+        """
+        if (pixel_values is None) == (frame_features is None):
+            raise ValueError(
+                "pass exactly one of pixel_values (B, T, 3, H, W) and frame_features (B, T, C), got "
+                + ("both" if pixel_values is not None else "neither")
+            )
+        min_frames = self.config.temporal_downsampling
+        if frame_features is not None:
+            size = self.config.frame_feature_size
+            if frame_features.dim() != 3 or frame_features.shape[2] != size:
+                raise ValueError(
+                    f"frame_features must have shape (batch, frames, {size}) (config.frame_feature_size), "
+                    f"got {tuple(frame_features.shape)}"
+                )
+            frame_mask = validated_frame_mask(frame_features, attention_mask, min_frames)
+            dtype = self.temporal.blocks[0].conv.weight.dtype
+            return frame_features.to(dtype) * frame_mask[..., None].to(dtype), frame_mask
+        if pixel_values.dim() != 5 or pixel_values.shape[2] != 3:
+            raise ValueError(
+                "pixel_values must have shape (batch, frames, 3, height, width), "
+                f"got {tuple(pixel_values.shape)}"
+            )
+        frame_mask = validated_frame_mask(pixel_values, attention_mask, min_frames)
+        # uint8 clips are resized, cropped (randomly in training) and normalised here, on their device
+        pixel_values = model_pixel_values(
+            pixel_values,
+            attention_mask,
+            self.config.video_preprocessing,
+            train=self.training,
+            dtype=self.backbone.dtype,
+        )
+        return self.frame_features(pixel_values, frame_mask), frame_mask
+
     def _require_eval_mode_batch_norm(self) -> None:
         if any(m.training for m in self.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
             raise ValueError(
@@ -256,23 +301,17 @@ class SclSltVideoEncoder(nn.Module):
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        frame_features: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> SclSltEncoderOutput:
-        frame_mask = validated_frame_mask(pixel_values, attention_mask, self.config.temporal_downsampling)
-        # uint8 clips are resized, cropped (randomly in training) and normalised here, on their device
-        pixel_values = model_pixel_values(
-            pixel_values,
-            attention_mask,
-            self.config.video_preprocessing,
-            train=self.training,
-            dtype=self.backbone.dtype,
-        )
-        frames = self.frame_features(pixel_values, frame_mask)  # (B, T, C)
+        """Visual tokens of a batch given as ``pixel_values`` (B, T, 3, H, W) or as the backbone's
+        ``frame_features`` (B, T, C), exactly one of the two; ``attention_mask`` (B, T) over frames."""
+        frames, frame_mask = self.frame_inputs(pixel_values, attention_mask, frame_features)  # (B, T, C)
         tokens, token_mask = self.temporal(frames, frame_mask)  # (B, T', d), (B, T')
         if self.cls_token is not None:
             tokens = torch.cat([self.cls_token(tokens.shape[0]).to(tokens.dtype), tokens], dim=1)
@@ -304,16 +343,13 @@ def set_relu_inplace(module: nn.Module) -> None:
 
 
 def validated_frame_mask(
-    pixel_values: torch.Tensor, attention_mask: torch.Tensor | None, min_frames: int
+    video: torch.Tensor, attention_mask: torch.Tensor | None, min_frames: int
 ) -> torch.Tensor:
-    """Check the video batch and return its frame mask as bool (B, T); ``None`` means all real."""
-    if pixel_values.dim() != 5 or pixel_values.shape[2] != 3:
-        raise ValueError(
-            f"pixel_values must have shape (batch, frames, 3, height, width), got {tuple(pixel_values.shape)}"
-        )
-    batch, num_frames = pixel_values.shape[:2]
+    """The frame mask (B, T) of a video batch (pixels or frame features, frames on dim 1) as bool,
+    checked; ``None`` means all real."""
+    batch, num_frames = video.shape[:2]
     if attention_mask is None:
-        return torch.ones(batch, num_frames, dtype=torch.bool, device=pixel_values.device)
+        return torch.ones(batch, num_frames, dtype=torch.bool, device=video.device)
     if tuple(attention_mask.shape) != (batch, num_frames):
         raise ValueError(
             f"attention_mask must have shape (batch, frames) = {(batch, num_frames)}, "
@@ -496,6 +532,16 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
     def get_encoder(self, modality: str | None = None) -> SclSltVideoEncoder:
         return self.video_encoder
 
+    def _prepare_model_inputs(
+        self, inputs: torch.Tensor | None, bos_token_id: Any, model_kwargs: dict[str, Any]
+    ) -> tuple[torch.Tensor, str | None, dict[str, Any]]:
+        """``generate()``'s encoder input: ``frame_features`` stand in for ``pixel_values`` (as
+        ``inputs_embeds`` for ``input_ids``); without this, generate would add start ids as pixels."""
+        if inputs is None and model_kwargs.get("pixel_values") is None and "frame_features" in model_kwargs:
+            model_kwargs.pop("pixel_values", None)
+            return model_kwargs.pop("frame_features"), "frame_features", model_kwargs
+        return super()._prepare_model_inputs(inputs, bos_token_id, model_kwargs)
+
     def get_decoder(self) -> MBartDecoder:
         return self.decoder
 
@@ -564,14 +610,17 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        frame_features: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> SclSltOutput:
         """Translate (and, given ``text_input_ids``, compare with the target text).
 
         ``attention_mask`` is the frame-level mask (B, T). ``generate()`` calls this with
         ``encoder_outputs`` and the same frame mask but no pixels; the visual-token mask is then
-        derived from the frame mask. ``input_ids`` / ``inputs_embeds`` exist only because generic
-        wrappers (peft) always pass them; the model reads video, so they must be None.
+        derived from the frame mask. ``frame_features`` (B, T, C) replace ``pixel_values``
+        (:meth:`get_frame_features`: the backbone is skipped). ``input_ids`` / ``inputs_embeds``
+        exist only because generic wrappers (peft) always pass them; the model reads video, so
+        they must be None.
 
         The decoder cache is not a named argument: ``generate()`` passes it under the name its
         transformers version uses (``past_key_values`` before 5.24, ``cache`` since), and it
@@ -580,9 +629,7 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
         if input_ids is not None or inputs_embeds is not None:
             raise ValueError("this model reads pixel_values (B, T, 3, H, W), not input_ids or inputs_embeds")
         if encoder_outputs is None:
-            if pixel_values is None:
-                raise ValueError("pass pixel_values (B, T, 3, H, W) or encoder_outputs")
-            encoder_outputs = self.video_encoder(pixel_values, attention_mask)
+            encoder_outputs = self.video_encoder(pixel_values, attention_mask, frame_features=frame_features)
         encoder_states = encoder_outputs[0]  # (B, Lv, d)
         encoder_mask = self._encoder_mask(encoder_outputs, attention_mask, encoder_states)
 
@@ -631,6 +678,14 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
             **contrastive,
         )
 
+    def get_frame_features(
+        self, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The backbone's per-frame features (B, T, C), zero at padded frames, of ``pixel_values``
+        (B, T, 3, H, W); what ``frame_features=`` of ``forward``, ``generate`` and
+        ``get_video_features`` takes in their place. Eval mode gives the evaluation transform."""
+        return self.video_encoder.frame_inputs(pixel_values, attention_mask)[0]
+
     def _encoder_mask(
         self, encoder_outputs: Any, frame_mask: torch.Tensor | None, encoder_states: torch.Tensor
     ) -> torch.Tensor:
@@ -657,10 +712,14 @@ class SclSltForSignTranslation(SclSltPreTrainedModel, GenerationMixin):
 
     # --- features and similarity ------------------------------------------------------------
     def get_video_features(
-        self, pixel_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        frame_features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised projected visual tokens (B, Lv, P) and their mask (B, Lv)."""
-        encoded = self.video_encoder(pixel_values, attention_mask)
+        """Normalised projected visual tokens (B, Lv, P) and their mask (B, Lv), of ``pixel_values``
+        (B, T, 3, H, W) or ``frame_features`` (B, T, C) (exactly one) with the frame mask (B, T)."""
+        encoded = self.video_encoder(pixel_values, attention_mask, frame_features=frame_features)
         return self.project_video_tokens(encoded.last_hidden_state), encoded.attention_mask
 
     def project_video_tokens(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -158,6 +158,7 @@ def test_string_fields_with_a_fixed_set_are_choices() -> None:
         "model.text_model",
         "model.tokenizer",
         "model.tgt_lang",
+        "video.features",
     }
     for key in ("model.preset", "scl.schedule", "scl.batch_sampler", "scl.contrastive_loss"):
         hint = dict((k, h) for k, h, _ in leaf_fields())[key]

@@ -1,9 +1,9 @@
 """The `scl-slt` command line. It parses arguments and calls the library; nothing more.
 
 Commands: ``demo``, ``train`` (the recipe), ``plan`` (memory and time of a config's stages),
-``prepare`` (corpus → parquet), ``evaluate`` (BLEU / ROUGE-L of a saved model), ``translate``
-(videos → text), ``analyze`` (trajectory report of snapshots) and ``push`` (model and corpus to the
-Hub).
+``prepare`` (corpus → parquet), ``extract-features`` (a frozen backbone's per-frame features),
+``evaluate`` (BLEU / ROUGE-L of a saved model), ``translate`` (videos → text), ``analyze``
+(trajectory report of snapshots) and ``push`` (model and corpus to the Hub).
 
 A user mistake (missing file, unknown config key, bad value, bad corpus, an upload that cannot
 happen) ends with one clear line on stderr and exit code 2, without a traceback.
@@ -15,6 +15,7 @@ errors and config errors answer in a fraction of a second; each command imports 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -141,6 +142,33 @@ def run_prepare(args: argparse.Namespace) -> None:
     folder = prepare_dataset_upload(corpus, args.output_dir)
     counts = ", ".join(f"{split} {len(corpus[split])}" for split in corpus)
     print(f"wrote {folder} ({counts}); load it with datasets.load_dataset({str(folder)!r})")
+
+
+# --- extract-features -------------------------------------------------------------------------
+def run_extract_features(args: argparse.Namespace) -> None:
+    config = RecipeConfig.from_yaml(args.config, parse_overrides(args.set))
+    if args.num_workers < 0:
+        raise ValueError(f"--num-workers must be 0 or more, got {args.num_workers}")
+    if config.corpus.kind != "synthetic":
+        check_corpus_path(config.corpus.kind, config.corpus.path, f"{args.config}: corpus.path")
+    from ..training.progress import progress_display
+    from .feature_extraction import run_feature_extraction
+
+    with progress_display(enabled=False if args.quiet else None):
+        run_feature_extraction(
+            replace_features(config, None),
+            args.output_dir,
+            model_dir=args.model,
+            where=args.config,
+            batch_size=args.batch_size,
+            shard_size=args.shard_size,
+            num_workers=args.num_workers,
+        )
+
+
+def replace_features(config: RecipeConfig, features: str | None) -> RecipeConfig:
+    """``config`` with ``video.features`` set to ``features`` (extraction reads the video corpus)."""
+    return dataclasses.replace(config, video=dataclasses.replace(config.video, features=features))
 
 
 # --- evaluate ---------------------------------------------------------------------------------
@@ -359,6 +387,7 @@ def write_text(path: Path, text: str) -> None:
 COMMANDS = {
     "plan": run_plan,
     "prepare": run_prepare,
+    "extract-features": run_extract_features,
     "evaluate": run_evaluate,
     "translate": run_translate,
     "analyze": run_analyze,

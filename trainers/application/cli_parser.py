@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_train,
         add_plan,
         add_prepare,
+        add_extract_features,
         add_evaluate,
         add_translate,
         add_analyze,
@@ -178,6 +179,33 @@ def add_prepare(commands: Any) -> None:
     prepare.add_argument("path", help=CORPUS_HELP)
     prepare.add_argument("--output-dir", required=True, help="new or empty folder to write")
     add_corpus_options(prepare)
+
+
+def add_extract_features(commands: Any) -> None:
+    extract = commands.add_parser(
+        "extract-features",
+        help="run a frozen backbone once over every frame of a config's corpus (frame-features corpus)",
+        description="Write the per-frame backbone features of every video of the config's corpus, "
+        "through its evaluation transform (video.image_size, video.resize), in float16 parquet shards "
+        "with features.json (the backbone's identity). Training reads them with video.features: "
+        "OUTPUT_DIR. An interrupted extraction resumes: complete shards are kept.",
+    )
+    extract.add_argument("config", help="recipe YAML file (its corpus, video and model sections)")
+    extract.add_argument("--output-dir", required=True, help="the features folder to write or resume")
+    extract.add_argument(
+        "--model",
+        metavar="MODEL_DIR",
+        help="take the backbone of this saved model folder (default: the config's model.backbone)",
+    )
+    extract.add_argument("--batch-size", type=positive_int, default=4, help="videos per batch (default: 4)")
+    extract.add_argument(
+        "--shard-size", type=positive_int, default=256, help="videos per parquet shard (default: 256)"
+    )
+    extract.add_argument(
+        "--num-workers", type=int, default=0, help="DataLoader workers that decode videos (default: 0)"
+    )
+    add_overrides(extract)
+    add_quiet(extract)
 
 
 def add_evaluate(commands: Any) -> None:

@@ -16,6 +16,8 @@ from modeling_scl_slt import SclSltForSignTranslation, decode_generated
 from ..metrics import compute_translation_metrics
 from ..training.progress import task_bar
 
+VIDEO_INPUTS = ("pixel_values", "frame_features", "attention_mask")
+
 
 @torch.inference_mode()
 def translate_split(
@@ -37,10 +39,9 @@ def translate_split(
     batches = task_bar(loader, progress, total=len(loader)) if progress else loader
     for batch in batches:
         with autocast:
-            generated = model.generate(
-                pixel_values=batch["pixel_values"].to(model.device),
-                attention_mask=batch["attention_mask"].to(model.device),
-            )
+            # pixel_values, or the frame_features of a features corpus, with the frame mask
+            video = {key: value.to(model.device) for key, value in batch.items() if key in VIDEO_INPUTS}
+            generated = model.generate(**video)
         hypotheses.extend(decode_generated(tokenizer, generated, model.generation_config))
     return hypotheses
 

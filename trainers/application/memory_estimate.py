@@ -43,12 +43,15 @@ FLOAT32_BYTES = 4  # weights, gradients and optimizer state stay float32 under a
 @dataclass(frozen=True)
 class StepShape:
     """The batch of one training step: ``batch_size`` clips of ``num_frames`` frames of
-    ``image_size`` × ``image_size`` pixels, and texts of ``text_length`` tokens."""
+    ``image_size`` × ``image_size`` pixels, and texts of ``text_length`` tokens. With
+    ``feature_dim`` the clips are stored frame features (B, T, feature_dim) float16 instead of
+    pixels (``video.features``): the backbone does not run."""
 
     batch_size: int
     num_frames: int
     image_size: int
     text_length: int
+    feature_dim: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,20 +87,25 @@ class StepMemory:
 def step_batch(
     shape: StepShape, vocab_size: int, device: str | torch.device = "meta"
 ) -> dict[str, torch.Tensor]:
-    """A collated batch without padding: ``pixel_values`` (B, T, 3, H, W) float, ``labels`` and
-    ``text_input_ids`` (B, L) long. Random values on a real device (ids 4 … vocab - 1)."""
-    frames = (shape.batch_size, shape.num_frames, 3, shape.image_size, shape.image_size)
+    """A collated batch without padding: ``pixel_values`` (B, T, 3, H, W) float (or, with
+    ``shape.feature_dim``, ``frame_features`` (B, T, D) float16), ``labels`` and ``text_input_ids``
+    (B, L) long. Random values on a real device (ids 4 … vocab - 1)."""
+    if shape.feature_dim is None:
+        key, frames, dtype = "pixel_values", (3, shape.image_size, shape.image_size), torch.float32
+    else:
+        key, frames, dtype = "frame_features", (shape.feature_dim,), torch.float16
+    frames = (shape.batch_size, shape.num_frames, *frames)
     tokens = (shape.batch_size, shape.text_length)
     generator = torch.Generator().manual_seed(0)
     if torch.device(device).type == "meta":
         return {
-            "pixel_values": torch.empty(frames, device=device),
+            key: torch.empty(frames, dtype=dtype, device=device),
             "labels": torch.empty(tokens, dtype=torch.long, device=device),
             "text_input_ids": torch.empty(tokens, dtype=torch.long, device=device),
         }
     ids = [torch.randint(4, max(5, vocab_size), tokens, generator=generator) for _ in range(2)]
     return {
-        "pixel_values": torch.randn(frames, generator=generator).to(device),
+        key: torch.randn(frames, generator=generator).to(device, dtype),
         "labels": ids[0].to(device),
         "text_input_ids": ids[1].to(device),
     }
@@ -113,7 +121,7 @@ def stage_loss(
     """The scalar loss of ``stage`` on ``batch``, computed as ``SclSltTrainer.compute_loss`` does
     (the model's forward under ``autocast``, the losses in float32 after it)."""
     config = model.config
-    inputs: dict[str, torch.Tensor] = {"pixel_values": batch["pixel_values"]}
+    inputs = {key: batch[key] for key in ("pixel_values", "frame_features") if key in batch}
     if stage.contrastive_loss:
         inputs["text_input_ids"] = batch["text_input_ids"]
         inputs["text_attention_mask"] = torch.ones_like(batch["text_input_ids"])
@@ -123,7 +131,7 @@ def stage_loss(
         )
     with autocast or contextlib.nullcontext():
         outputs = model(**inputs)
-    total = torch.zeros((), device=batch["pixel_values"].device)
+    total = torch.zeros((), device=batch["labels"].device)
     if stage.translation_loss:
         total = total + translation_loss(outputs.logits, batch["labels"], label_smoothing=label_smoothing)
     if stage.contrastive_loss:
@@ -331,17 +339,25 @@ def set_knobs(model: nn.Module, knobs: MemoryKnobs) -> nn.Module:
 
 
 def build_stage_model(
-    config: SclSltConfig, stage: Stage, lora: Any | None = None, device: str | torch.device = "meta"
+    config: SclSltConfig,
+    stage: Stage,
+    lora: Any | None = None,
+    device: str | torch.device = "meta",
+    frozen_backbone: bool = False,
 ) -> nn.Module:
     """The model that ``stage`` trains, in training mode: without the text branch where the stage has
-    no contrastive loss, with LoRA where ``lora`` (a ``LoraSection``) is enabled. Built on
-    ``device`` (meta: no memory)."""
+    no contrastive loss, with LoRA where ``lora`` (a ``LoraSection``) is enabled, with the backbone
+    frozen where ``frozen_backbone`` (training on frame features). Built on ``device`` (meta: no
+    memory)."""
     with torch.device(device):
         model: Any = SclSltForSignTranslation(copy.deepcopy(config))  # its knobs change per row
     if not stage.contrastive_loss:
         model.drop_text_branch()
+    if frozen_backbone:
+        model.video_encoder.backbone.requires_grad_(False)
     if lora is not None and lora.enabled:
         from ..training.lora import apply_lora, paper_lora_config
 
-        model = apply_lora(model, paper_lora_config(lora.r, lora.alpha, lora.dropout, lora.train_backbone))
+        train_backbone = lora.train_backbone and not frozen_backbone
+        model = apply_lora(model, paper_lora_config(lora.r, lora.alpha, lora.dropout, train_backbone))
     return model.train()

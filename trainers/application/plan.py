@@ -206,7 +206,7 @@ def estimate_row(
         memory = estimate_step_memory(
             model,
             get_stage(stage),
-            plan_shape(config, stage, batch_size),
+            plan_shape(config, stage, batch_size, model.config.frame_feature_size),
             knobs.autocast_dtype,
             label_smoothing=smoothing,
         )
@@ -219,7 +219,10 @@ def stage_models(config: RecipeConfig, model_config: SclSltConfig) -> Iterator[t
     """Each stage with the meta model it trains; reference and scl share one, translate drops its
     text branch afterwards (as the recipe does)."""
     with quiet_libraries():
-        model = build_stage_model(model_config, get_stage("scl"), config.lora)
+        frozen_backbone = config.video.features is not None
+        model = build_stage_model(
+            model_config, get_stage("scl"), config.lora, frozen_backbone=frozen_backbone
+        )
     for stage in STAGES:
         if not get_stage(stage).contrastive_loss:
             base: Any = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -246,9 +249,15 @@ def make_plan(
         section: StageSection = getattr(config, stage)
         stages.append(StagePlan(stage, section.batch_size, section.epochs, rows))
     video = config.video
+    frames = f"at {video.image_size}² pixels"
+    if video.features is not None:
+        frames = (
+            f"of {model_config.frame_feature_size} stored float16 features (video.features: the backbone is "
+            "frozen and does not run)"
+        )
     shape_note = (
-        f"batch: each stage's batch size × {video.max_frames} frames (video.max_frames) at "
-        f"{video.image_size}² pixels, texts of {config.translate.max_new_tokens} tokens "
+        f"batch: each stage's batch size × {video.max_frames} frames (video.max_frames) "
+        f"{frames}, texts of {config.translate.max_new_tokens} tokens "
         "(translate.max_new_tokens); every clip at the cap, no padding"
     )
     notes = [vocab_note] + ([device.note] if device.note else [])

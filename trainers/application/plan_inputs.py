@@ -164,13 +164,20 @@ def plan_model_config(config: RecipeConfig, vocab_size: int) -> SclSltConfig:
         )
 
 
-def plan_shape(config: RecipeConfig, stage: str, batch_size: int | None = None) -> StepShape:
+def plan_shape(
+    config: RecipeConfig, stage: str, batch_size: int | None = None, feature_dim: int | None = None
+) -> StepShape:
     """The largest batch of ``stage``: its batch size, clips at the frame cap, texts of
-    ``translate.max_new_tokens`` tokens."""
+    ``translate.max_new_tokens`` tokens; with ``video.features``, clips of frame features of
+    ``feature_dim`` (the model's ``frame_feature_size``)."""
     section: StageSection = getattr(config, stage)
     video = config.video
     return StepShape(
-        batch_size or section.batch_size, video.max_frames, video.image_size, config.translate.max_new_tokens
+        batch_size or section.batch_size,
+        video.max_frames,
+        video.image_size,
+        config.translate.max_new_tokens,
+        feature_dim if video.features is not None else None,
     )
 
 

@@ -25,6 +25,10 @@ TRAINING_CLIPS: dict[str, tuple[int, int]] = {
 
 def time_estimate(config: RecipeConfig, device: PlanDevice) -> list[str]:
     """Lines on the training time per epoch and per stage, or one line on why there is none."""
+    if config.video.features is not None:
+        return [
+            "no estimate: frames/s were measured with the backbone running; on frame features it does not"
+        ]
     precision = device.autocast or "fp32"
     name = device.name
     key = measured_key(name, config.model.preset, precision, config.video.image_size)

@@ -18,6 +18,11 @@ resumes from its last checkpoint. Run directory layout (documented in the README
       metrics.json                dev and test BLEU-1..4 and ROUGE-L (+ dev retrieval after scl)
       model/                      the final model with its tokenizer and model card (README.md)
 
+With ``video.features`` every stage trains on a frame-features corpus (``scl-slt extract-features``)
+instead of pixels: the backbone is frozen and never runs, the initial model's backbone must be the
+one that made the features (or the features are a synthetic twin's), and the saved models keep
+the backbone, so they translate raw video.
+
 Under ``accelerate launch`` every process runs this function; files are written by the main
 process and the others wait for them.
 """
@@ -57,9 +62,17 @@ from .evaluation import (
     set_trainer_generation_defaults,
     write_predictions,
 )
+from .feature_extraction import check_features_backbone
 from .recipe_config import ConfigError, RecipeConfig
 from .run_paths import RunPaths
-from .run_setup import Report, check_before_work, check_or_record_config, load_corpus
+from .run_setup import (
+    Report,
+    check_before_work,
+    check_or_record_config,
+    features_info,
+    load_training_corpus,
+    metric_language,
+)
 from .stage_arguments import device_arguments, resolved_channels_last, stage_arguments
 from .tokenization import config_for_tokenizer, train_tokenizer
 from .vocabulary import trim_vocabulary
@@ -92,7 +105,7 @@ def run_recipe(
     with state.main_process_first():
         check_or_record_config(config, paths, overwrite=overwrite and state.is_main_process, report=report)
     set_seed(config.seed)
-    corpus = load_corpus(config, paths, state, report)
+    corpus = load_training_corpus(config, paths, state, report)
     if state.is_main_process and not (paths.initial / "config.json").exists():
         prepare_initial_model(config, corpus, paths, report)
     state.wait_for_everyone()
@@ -135,6 +148,10 @@ def prepare_initial_model(config: RecipeConfig, corpus: DatasetDict, paths: RunP
     """Save the run's tokenizer and initial model (both stages start from the latter)."""
     tokenizer = prepare_tokenizer(config, corpus, report)
     model = build_initial_model(config, tokenizer)
+    if config.video.features is not None:
+        accepted = check_features_backbone(features_info(config), model, "video.features")
+        if accepted:
+            report(accepted)
     if config.model.trim_vocabulary:
         before = len(tokenizer)
         trimmed = trim_vocabulary(model, tokenizer, corpus["train"]["text"])
@@ -251,9 +268,13 @@ def run_stage(
         model.drop_text_branch()
     if spec.evaluates_by_generation:
         set_trainer_generation_defaults(model, config.translate.num_beams, config.translate.max_new_tokens)
+    on_features = config.video.features is not None
+    if on_features:  # the stored features stand for the backbone's output: it stays as it made them
+        model.video_encoder.backbone.requires_grad_(False)
     if config.lora.enabled:
         lora = config.lora
-        model = apply_lora(model, paper_lora_config(lora.r, lora.alpha, lora.dropout, lora.train_backbone))
+        train_backbone = lora.train_backbone and not on_features
+        model = apply_lora(model, paper_lora_config(lora.r, lora.alpha, lora.dropout, train_backbone))
     num_processes = PartialState().num_processes
     args = stage_arguments(stage, config, paths, len(corpus["train"]), num_processes)
     progress = StageProgressCallback(
@@ -413,7 +434,7 @@ def evaluate_final_model(
             corpus[split],
             collator,
             tokenizer,
-            config.corpus.language,
+            metric_language(config),
             batch_size=config.translate.eval_batch_size,
             num_workers=devices["dataloader_num_workers"],
             bf16=devices["bf16"],

@@ -177,6 +177,11 @@ class VideoSection:
     # Loaders decode and collate uint8 clips, the model resizes/crops/augments/normalises them on
     # the training device; false: the loader workers do it all (float clips), e.g. on a CPU.
     transform_in_model: bool = True
+    # A frame-features folder (scl-slt extract-features): every stage trains on these stored backbone
+    # features, with the backbone frozen and never run (a deviation from the paper, which fine-tunes
+    # the ResNet). Names, texts and the metric language come from it; the corpus section is not read.
+    # The saved model keeps its backbone and translates raw video. null: train on pixels.
+    features: str | None = None
 
 
 @dataclass

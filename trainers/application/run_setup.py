@@ -26,6 +26,12 @@ from datasets_scripts import (
     make_gloss_rendered_corpus,
     make_synthetic_corpus,
 )
+from datasets_scripts.frame_features import (
+    FrameFeaturesError,
+    FrameFeaturesInfo,
+    load_frame_features,
+    read_frame_features_info,
+)
 from datasets_scripts.synthetic import check_synthetic_options, make_signers
 
 from ..training.progress import progress_enabled
@@ -52,10 +58,43 @@ RUN_SECTIONS = {"corpus", "model", "reference", "scl", "translate"}
 def check_before_work(config: RecipeConfig, where: str = "recipe config") -> None:
     """Every value, the corpus path and the synthetic corpus options; a ConfigError names the key."""
     validate_config(config, where)
-    if config.corpus.kind == "synthetic":
+    if config.video.features is not None:
+        features_info(config, where)
+    elif config.corpus.kind == "synthetic":
         synthetic_options(config.corpus, where)
     else:
         check_corpus_path(config.corpus.kind, config.corpus.path, f"{where}: corpus.path")
+
+
+def features_info(config: RecipeConfig, where: str = "recipe config") -> FrameFeaturesInfo:
+    """The ``features.json`` of ``video.features``, checked against the video section: features
+    extracted from pixels must come from the transform (``image_size``, ``resize``) that the saved
+    model will apply to raw video."""
+    key = f"{where}: video.features"
+    try:
+        info = read_frame_features_info(config.video.features)
+    except FrameFeaturesError as error:
+        raise ConfigError(f"{key}: {error}") from None
+    transform = info.transform
+    video = config.video
+    if transform is not None and (transform.get("size"), transform.get("resize")) != (
+        video.image_size,
+        video.resize,
+    ):
+        raise ConfigError(
+            f"{key}: the features were extracted at size {transform.get('size')}, resize "
+            f"{transform.get('resize')}; video.image_size {video.image_size} and video.resize {video.resize} "
+            "must match, since the saved model applies them to raw video"
+        )
+    return info
+
+
+def metric_language(config: RecipeConfig) -> str:
+    """The language BLEU / ROUGE-L tokenise for: the features corpus's (``video.features``), else
+    ``corpus.language``."""
+    if config.video.features is not None:
+        return features_info(config).language
+    return config.corpus.language
 
 
 def synthetic_options(section: CorpusSection, where: str = "recipe config") -> dict[str, Any]:
@@ -176,6 +215,24 @@ def clear_run_directory(paths: RunPaths) -> bool:
 
 
 # --- the corpus -------------------------------------------------------------------------------
+def load_training_corpus(
+    config: RecipeConfig, paths: RunPaths, state: PartialState, report: Report
+) -> DatasetDict:
+    """What the recipe trains on: the frame-features corpus of ``video.features`` (names, texts and
+    per-frame features; the corpus section is then not read), else :func:`load_corpus`."""
+    if config.video.features is None:
+        return load_corpus(config, paths, state, report)
+    corpus, info = load_frame_features(config.video.features)
+    missing = {"train", "validation", "test"} - set(corpus)
+    if missing:
+        raise ConfigError(f"video.features: {config.video.features} has no {sorted(missing)} split(s)")
+    report(
+        f"frame features ({info.feature_dim} per frame, backbone {info.backbone.get('source')}): "
+        + ", ".join(f"{split} {len(corpus[split])}" for split in ("train", "validation", "test"))
+    )
+    return corpus
+
+
 def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, report: Report) -> DatasetDict:
     """The configured corpus as train / validation / test splits."""
     section = config.corpus

@@ -12,6 +12,7 @@ import torch
 from ..training.arguments import SclSltTrainingArguments
 from .recipe_config import RecipeConfig, StageSection
 from .run_paths import RunPaths
+from .run_setup import metric_language
 
 # The most loader workers ``num_workers: auto`` picks (each worker costs memory: its own decoding
 # state and prefetched batches).
@@ -134,7 +135,7 @@ def stage_arguments(
         "save_total_limit": 1,
         "seed": config.seed,
         "report_to": [],
-        "metric_language": config.corpus.language,
+        "metric_language": metric_language(config),
         # No Trainer bar: the recipe draws one bar per stage (trainers.training.progress) and
         # replaces the Trainer's log printer, so logs carry no per-step dictionaries.
         "disable_tqdm": True,

@@ -63,6 +63,7 @@ def card_facts(
         "corpus": corpus_facts(corpus),
         "model": model,
         "video": video_summary(video),
+        "features": features_facts(video),
         "inference_video": inference_video_summary(video),
         "frame_size": frame_size,
         "example_frames": min(int(video.get("max_frames", 64)), 64),
@@ -109,6 +110,29 @@ def video_summary(video: dict[str, Any]) -> str:
         f"{crop} (centre crop at inference), at most {video.get('max_frames', 300)} frames "
         f"(uniformly subsampled beyond), {augment}"
     )
+
+
+def features_facts(video: dict[str, Any]) -> dict[str, Any] | None:
+    """How a run on stored frame features (``video.features``) trained the frame encoder; None for
+    a run on pixels. Reads the features folder's ``features.json`` where it is still there."""
+    folder = video.get("features")
+    if not folder:
+        return None
+    info = read_optional_json(Path(folder) / "features.json") or {}
+    backbone = info.get("backbone") if isinstance(info.get("backbone"), dict) else {}
+    synthetic = backbone.get("kind") == "synthetic"
+    source = backbone.get("source")
+    made_by = (
+        f"generated straight in feature space ({source or 'a feature-level twin'}), "
+        "not by this model's ResNet"
+        if synthetic
+        else f"computed once by this model's ResNet{f' ({source})' if source else ''}, which stayed frozen"
+    )
+    return {
+        "summary": f"every stage trained on stored per-frame features ({made_by}); the ResNet was not "
+        "run or updated in training",
+        "synthetic": synthetic,
+    }
 
 
 def inference_video_summary(video: dict[str, Any]) -> str:

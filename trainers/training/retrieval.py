@@ -38,7 +38,11 @@ def collect_features(
             key: value.to(device) if isinstance(value, torch.Tensor) else value
             for key, value in batch.items()
         }
-        video, video_mask = model.get_video_features(batch["pixel_values"], batch.get("attention_mask"))
+        # pixel_values, or the frame_features of a features corpus
+        video_input = {key: batch[key] for key in ("pixel_values", "frame_features") if key in batch}
+        video, video_mask = model.get_video_features(
+            attention_mask=batch.get("attention_mask"), **video_input
+        )
         text, text_mask = model.get_text_features(batch["text_input_ids"], batch.get("text_attention_mask"))
         for name, tensor in (
             ("video", video),
