@@ -27,7 +27,10 @@ What runs:
    call ends inside the epoch, the processes exit, and no ``scl/DONE`` exists. The second launch
    is the unchanged recipe call on the same run directory: it finds the finished reference
    stage and scores, resumes ``scl`` from ``checkpoint-k``, trains stage translate and runs the
-   final evaluation.
+   final evaluation. With ``--kill-during-save`` the first launch saves ``scl/checkpoint-j``
+   (j = k/2) and then, through the kill switch ``SCL_SLT_KILL_AT``, both processes SIGKILL
+   themselves in the middle of saving ``scl/checkpoint-k``: the resume must skip that incomplete
+   folder and go on from ``checkpoint-j`` (the checks below then hold with j for k).
 
 Checks (the script exits non-zero naming every failed one; the report is written either way):
 both processes end every stage with the same parameters (sha256 of every parameter) and
@@ -50,6 +53,7 @@ import argparse
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
 import resource
@@ -70,6 +74,7 @@ from benchmarks.harness import cpu_model, module_environment
 from trainers.application.recipe_config import RecipeConfig, apply_override, build_dataclass
 from trainers.application.run_paths import RunPaths
 from trainers.application.stage_arguments import optimizer_steps_per_epoch
+from trainers.training.checkpoints import COMPLETE_MARKER
 
 TWIN_CONFIG = REPO / "configs" / "phoenix2014t_twin.yaml"
 SHARED_DATA = Path(os.environ.get("SCL_SLT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -106,6 +111,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=24, help="greedy decoding length")
     parser.add_argument(
         "--interrupt-step", type=int, default=None, help="scl optimizer step to stop at (half the epoch)"
+    )
+    parser.add_argument(
+        "--kill-during-save",
+        action="store_true",
+        help="the first launch saves scl/checkpoint-j (j = k/2) and SIGKILLs itself in the middle of "
+        "saving checkpoint-k; the resume must skip the incomplete checkpoint and go on from j",
     )
     parser.add_argument("--render-workers", type=int, default=2)
     parser.add_argument("--launch-timeout", type=int, default=4 * 3600, help="seconds per launch")
@@ -258,7 +269,7 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     hf_logging.set_verbosity_error()
-    output = args.output_dir
+    output, options = args.output_dir, args
     config = RecipeConfig.from_yaml(output / "rehearsal.yaml")
     record: dict[str, Any] = {"phase": args.worker, "timings": [], "stages": {}}
 
@@ -281,13 +292,18 @@ def worker(args: argparse.Namespace) -> None:
     snapshot_class.save_snapshot = timed(lambda *a: "snapshot", snapshot_class.save_snapshot)
 
     class InterruptAtStep(TrainerCallback):
-        """Saves a checkpoint at ``step`` and, once every process has, leaves training by raising."""
+        """Saves a checkpoint at ``step`` and, once every process has, leaves training by raising.
+
+        With --kill-during-save it saves checkpoints at ``step`` and at ``args.interrupt_step``,
+        records the state at ``step`` and goes on: the kill switch ends the process inside the
+        second save (the record is written before, as the kill leaves no time to).
+        """
 
         def __init__(self, step: int, stage: dict[str, Any]) -> None:
             self.step, self.stage = step, stage
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.global_step == self.step:
+            if state.global_step in (self.step, options.interrupt_step):
                 control.should_save = True
 
         def on_save(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
@@ -296,6 +312,10 @@ def worker(args: argparse.Namespace) -> None:
             self.stage["interrupted_at_step"] = state.global_step
             self.stage["parameters_at_interruption"] = parameter_digest(model)
             PartialState().wait_for_everyone()  # both have written their part of the checkpoint
+            if options.kill_during_save:
+                record["interrupted"] = f"killed while saving scl/checkpoint-{options.interrupt_step}"
+                write_record(record, output, options.worker)
+                return
             raise Interrupted(f"stage scl interrupted after step {state.global_step}")
 
     class StageProbe(TrainerCallback):
@@ -322,7 +342,7 @@ def worker(args: argparse.Namespace) -> None:
             self.probe = record["stages"].setdefault(stage_name, {"evaluations": []})
             extra: list[TrainerCallback] = [StageProbe(self.probe)]
             if stage_name == "scl" and args.worker == "first":
-                extra.append(InterruptAtStep(args.interrupt_step, self.probe))
+                extra.append(InterruptAtStep(resume_step(options), self.probe))
             super().__init__(*positional, callbacks=[*(callbacks or []), *extra], **keywords)
 
         def train(self, *positional: Any, **keywords: Any) -> Any:
@@ -347,14 +367,25 @@ def worker(args: argparse.Namespace) -> None:
         ).hexdigest()
     except Interrupted as stop:
         record["interrupted"] = str(stop)
+    write_record(record, output, args.worker)
+    PartialState().wait_for_everyone()
+
+
+def write_record(record: dict[str, Any], output: Path, phase: str) -> None:
+    """This process's record (with its peak RSS so far) as records/{phase}-rank{r}.json."""
+    from accelerate import PartialState
+
     state = PartialState()
     record["rank"], record["world_size"] = state.process_index, state.num_processes
-    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
-    record["peak_rss_mib"] = usage / 1024
+    record["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     records = output / "records"
     records.mkdir(exist_ok=True)
-    (records / f"{args.worker}-rank{record['rank']}.json").write_text(json.dumps(record, indent=2))
-    state.wait_for_everyone()
+    (records / f"{phase}-rank{record['rank']}.json").write_text(json.dumps(record, indent=2))
+
+
+def resume_step(args: argparse.Namespace) -> int:
+    """The scl step the resume starts from: k, or j = k/2 when checkpoint-k is killed mid-save."""
+    return max(1, args.interrupt_step // 2) if args.kill_during_save else args.interrupt_step
 
 
 # --- orchestration ------------------------------------------------------------------------------
@@ -365,8 +396,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(args: argparse.Namespace, phase: str) -> float:
-    """Launch the 2 worker processes of one phase; returns the launch's wall time in seconds."""
+def launch(args: argparse.Namespace, phase: str, kill_at: str | None = None) -> float:
+    """Launch the 2 worker processes of one phase; returns the launch's wall time in seconds.
+
+    ``kill_at``: the kill switch of ``trainers.method.atomic_files`` (``SCL_SLT_KILL_AT``); the
+    launch must then fail.
+    """
     # accelerate's launcher through this interpreter: the venv need not be on PATH
     command = [
         *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"),
@@ -378,6 +413,9 @@ def launch(args: argparse.Namespace, phase: str) -> float:
         command += ["--interrupt-step", str(args.interrupt_step)]
     # --multi_gpu with no GPU visible gives gloo processes on the CPU (`--cpu` would run one process).
     env = {**module_environment(), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    if kill_at:
+        command += ["--kill-during-save"]
+        env["SCL_SLT_KILL_AT"] = kill_at
     log = args.output_dir / f"launch-{phase}.log"
     print(f"{time.strftime('%H:%M:%S')} launch {phase!r}: 2 processes, output in {log}", flush=True)
     start = time.perf_counter()
@@ -386,7 +424,9 @@ def launch(args: argparse.Namespace, phase: str) -> float:
             command, stdout=out, stderr=subprocess.STDOUT, timeout=args.launch_timeout, env=env, cwd=REPO
         )
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
+    if kill_at and result.returncode == 0:
+        raise SystemExit(f"launch {phase!r} was to be killed by {kill_at} but ended normally; see {log}")
+    if result.returncode != 0 and not kill_at:
         tail = log.read_text(encoding="utf-8", errors="replace")[-4000:]
         raise SystemExit(f"launch {phase!r} failed (exit {result.returncode}); end of {log}:\n{tail}")
     return seconds
@@ -536,7 +576,13 @@ def markdown(report: dict[str, Any]) -> str:
         + (" (reused)" if corpus["reused"] else f", rendered in {corpus['seconds']:.0f} s")
         + ".",
         f"Model: `tiny` preset, {sizes['parameters']:,} parameters. Batch {sizes['batch_size']} per process; "
-        f"scl: {sizes['scl_steps']} optimizer steps, interrupted after step {sizes['interrupt_step']}.",
+        f"scl: {sizes['scl_steps']} optimizer steps, "
+        + (
+            f"killed while saving checkpoint-{sizes['killed_during_save_of_step']}, resumed from "
+            f"checkpoint-{sizes['resumed_from_step']}."
+            if sizes.get("killed_during_save_of_step")
+            else f"interrupted after step {sizes['interrupt_step']}."
+        ),
         f"Machine: {box['cpu']}, {box['cores']} cores, {box['memory_gib']} GiB, torch {box['torch']}, "
         f"transformers {box['transformers']}, niceness {box['niceness']}, load average "
         f"{load['start']:.1f} at the start and {load['end']:.1f} at the end.",
@@ -590,10 +636,11 @@ def main(argv: list[str] | None = None) -> None:
     steps = scl_steps(corpus["videos"]["train"], config)
     if args.interrupt_step is None:
         args.interrupt_step = max(1, steps // 2)
-    if not 1 <= args.interrupt_step < steps:
+    if not (2 if args.kill_during_save else 1) <= args.interrupt_step < steps:
         raise SystemExit(
             f"--interrupt-step {args.interrupt_step} is not inside stage scl's epoch of {steps} steps: "
-            "expected 1 to steps − 1 (more --train-videos or a smaller --batch-size give more steps)"
+            "expected 1 (2 with --kill-during-save) to steps − 1 (more --train-videos or a smaller "
+            "--batch-size give more steps)"
         )
     run = output / "run"
     if run.exists():
@@ -605,15 +652,25 @@ def main(argv: list[str] | None = None) -> None:
         yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8"
     )
 
-    launch_seconds = {"first": launch(args, "first")}
+    # the reference run saves once per epoch; then scl's checkpoint-j, and checkpoint-k is the next save
+    kill_at = f"checkpoint#{math.ceil(config.reference.epochs) + 2}" if args.kill_during_save else None
+    launch_seconds = {"first": launch(args, "first", kill_at)}
     first = read_records(output, "first")
-    saved = (run / "scl" / f"checkpoint-{args.interrupt_step}").is_dir() and not (
-        run / "scl" / "DONE"
-    ).exists()
+    k = resume_step(args)
+    saved = (run / "scl" / f"checkpoint-{k}").is_dir() and not (run / "scl" / "DONE").exists()
+    killed = run / "scl" / f"checkpoint-{args.interrupt_step}"  # with --kill-during-save
+    left_incomplete = killed.is_dir() and not (killed / COMPLETE_MARKER).exists()
     launch_seconds["resume"] = launch(args, "resume")
     resumed = read_records(output, "resume")
 
-    checks = run_checks(first, resumed, args.interrupt_step, steps, run, saved)
+    checks = run_checks(first, resumed, k, steps, run, saved)
+    if args.kill_during_save:
+        resume_log = (output / "launch-resume.log").read_text(encoding="utf-8", errors="replace")
+        skipped = f"{killed} is an incomplete checkpoint" in resume_log
+        checks["kill: checkpoint-k left incomplete, the resume skipped it and went on from j"] = {
+            "ok": left_incomplete and skipped,
+            "detail": {"left_incomplete": left_incomplete, "skipped": skipped, "folder": str(killed)},
+        }
     report = {
         "corpus": corpus,
         "sizes": {
@@ -623,9 +680,11 @@ def main(argv: list[str] | None = None) -> None:
             "max_new_tokens": args.max_new_tokens,
             "scl_steps": steps,
             "interrupt_step": args.interrupt_step,
+            "killed_during_save_of_step": args.interrupt_step if args.kill_during_save else None,
+            "resumed_from_step": k,
             "processes": NUM_PROCESSES,
         },
-        "times": step_times(first, resumed, args.interrupt_step, steps),
+        "times": step_times(first, resumed, k, steps),
         "launch_seconds": launch_seconds,
         "wall_seconds": time.perf_counter() - start,
         "peak_rss_mib": {

@@ -379,9 +379,10 @@ def require_model_dir(model_dir: str | Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (UTF-8), creating parent folders."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Write ``text`` to ``path`` (UTF-8) atomically, creating parent folders."""
+    from ..method.atomic_files import write_text_atomically
+
+    write_text_atomically(path, text, "cli_output")
 
 
 COMMANDS = {

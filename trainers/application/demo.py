@@ -16,6 +16,7 @@ from transformers import pipeline
 
 import modeling_scl_slt  # noqa: F401  (registers the sign-language-translation pipeline)
 
+from ..method.atomic_files import write_text_atomically
 from ..training.progress import progress_display
 from .recipe import run_recipe
 from .recipe_config import (
@@ -104,12 +105,8 @@ def run_and_show(output_dir: str | Path, quick: bool, report: Report, overwrite:
         f"model: {paths.model} (scl-slt translate {paths.model} VIDEO)\n"
         f"trajectory figure: {paths.trajectory_figure}"
     )
-    (paths.root / "demo.json").write_text(
-        json.dumps(
-            {"metrics": metrics, "example": {"reference": reference, "hypothesis": hypothesis}}, indent=2
-        ),
-        encoding="utf-8",
-    )
+    summary = {"metrics": metrics, "example": {"reference": reference, "hypothesis": hypothesis}}
+    write_text_atomically(paths.root / "demo.json", json.dumps(summary, indent=2), "demo_summary")
     return metrics
 
 

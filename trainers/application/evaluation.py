@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from datasets_scripts import SignTranslationCollator
 from modeling_scl_slt import SclSltForSignTranslation, decode_generated
 
+from ..method.atomic_files import write_text_atomically
 from ..metrics import compute_translation_metrics
 from ..training.progress import task_bar
 
@@ -89,7 +90,6 @@ def set_trainer_generation_defaults(
 
 def write_predictions(path: Path, split: Any, hypotheses: list[str]) -> None:
     """One JSON line per sample: name, reference and hypothesis."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for name, reference, hypothesis in zip(split["name"], split["text"], hypotheses, strict=True):
-            handle.write(json.dumps({"name": name, "reference": reference, "hypothesis": hypothesis}) + "\n")
+    rows = zip(split["name"], split["text"], hypotheses, strict=True)
+    lines = [json.dumps({"name": n, "reference": ref, "hypothesis": hyp}) + "\n" for n, ref, hyp in rows]
+    write_text_atomically(path, "".join(lines), "predictions")

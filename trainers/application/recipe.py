@@ -8,7 +8,7 @@ resumes from its last checkpoint. Run directory layout (documented in the README
       recipe.yaml                 the config this run was started with (a resume must match it)
       tokenizer/                  trained on the training texts, or the configured one (trimmed to them)
       initial/                    the initial model (reference and scl both start from it)
-      reference/                  stage 0 checkpoints, model/ and DONE
+      reference/                  stage 0 checkpoints (complete: checkpoint_complete.json), model/, DONE
       snapshots/                  reference snapshots (fp16 safetensors, one per snapshot)
       trajectories.json, .png     trajectory analysis of the reference run
       pair_scores.safetensors     Pair Selection scores
@@ -24,7 +24,8 @@ one that made the features (or the features are a synthetic twin's), and the sav
 the backbone, so they translate raw video.
 
 Under ``accelerate launch`` every process runs this function; files are written by the main
-process and the others wait for them.
+process and the others wait for them. Every file and folder is written atomically
+(:mod:`trainers.method.atomic_files`), so a run killed at any instant resumes.
 """
 
 from __future__ import annotations
@@ -40,18 +41,20 @@ import torch
 from accelerate import PartialState
 from datasets import DatasetDict
 from peft import PeftModel
+from safetensors import SafetensorError, safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_callback import PrinterCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from datasets_scripts import SignTranslationCollator
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation, VideoTransform
 
+from ..method.atomic_files import atomic_folder, write_text_atomically
 from ..method.pair_selection import compute_pair_scores, save_pair_scores
 from ..method.similarity_series import RowShare, SnapshotSimilaritySeries
-from ..method.snapshots import load_snapshot_series
+from ..method.snapshots import Snapshot, load_snapshot_series
 from ..method.trajectories import analyze_trajectories, write_trajectory_report
 from ..publishing.model_card import write_model_card
+from ..training.checkpoints import last_complete_checkpoint
 from ..training.lora import apply_lora, paper_lora_config
 from ..training.progress import StageProgressCallback, format_duration
 from ..training.stages import STAGES, get_stage
@@ -158,8 +161,10 @@ def prepare_initial_model(config: RecipeConfig, corpus: DatasetDict, paths: RunP
         model, tokenizer = trimmed.model, trimmed.tokenizer
         report(f"trimmed the vocabulary to the training texts: {before} → {len(tokenizer)} tokens")
     model.config.video_preprocessing = video_preprocessing(config)
-    tokenizer.save_pretrained(paths.tokenizer)
-    model.save_pretrained(paths.initial)
+    with atomic_folder(paths.tokenizer, "tokenizer") as folder:
+        tokenizer.save_pretrained(folder)
+    with atomic_folder(paths.initial, "initial") as folder:
+        model.save_pretrained(folder)
 
 
 def prepare_tokenizer(config: RecipeConfig, corpus: DatasetDict, report: Report) -> PreTrainedTokenizerBase:
@@ -291,21 +296,24 @@ def run_stage(
         callbacks=[progress],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log as a dict; the progress bar shows them
-    checkpoint = get_last_checkpoint(str(stage_dir)) if stage_dir.exists() else None
+    state = PartialState()
+    checkpoint = last_complete_checkpoint(stage_dir, report, delete_incomplete=state.is_main_process)
+    state.wait_for_everyone()  # the main process deleted the incomplete ones
     number, count = recipe_step(stage)
     report(
         f"stage {stage}: {number} of {count}, {args.num_train_epochs:g} epochs"
         + (f", resuming {checkpoint}" if checkpoint else "")
     )
-    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     metrics = trainer.evaluate() if spec.reports_retrieval else {}
     if trainer.is_world_process_zero():
         trained = trainer.accelerator.unwrap_model(trainer.model)
         if spec.evaluates_by_generation:  # the saved generation config: beams and max_new_tokens only
             set_generation_defaults(trained, config.translate.num_beams, config.translate.max_new_tokens)
-        save_stage_model(trained, model_dir)
-        tokenizer.save_pretrained(model_dir)
-        (stage_dir / "DONE").write_text(json.dumps({"eval": metrics}, indent=2), encoding="utf-8")
+        with atomic_folder(model_dir, "stage_model") as folder:
+            save_stage_model(trained, folder)
+            tokenizer.save_pretrained(folder)
+        write_text_atomically(stage_dir / "DONE", json.dumps({"eval": metrics}, indent=2), "stage_done")
     trainer.accelerator.wait_for_everyone()
     report(stage_summary(stage, progress.summary, metrics))
     return model_dir
@@ -352,12 +360,13 @@ def analyse_reference_run(config: RecipeConfig, corpus: DatasetDict, paths: RunP
     Every process calls this. The similarities are computed on the process's device (its GPU
     under a launch). The trajectory analysis and dense scores are split by row blocks across
     the processes (:class:`RowShare`), with the same results as one process's. Sparse scores
-    are computed by the main process alone. The main process writes the files.
+    are computed by the main process alone. The main process writes the files. Files that exist
+    but do not read whole (a run of an older version killed while writing them) are recomputed.
     """
-    if paths.pair_scores.exists() and paths.trajectories.exists():
-        return
     state = PartialState()
-    snapshots = load_snapshot_series(paths.snapshots)
+    if derived_files_readable(paths, report if state.is_main_process else _silent):
+        return
+    snapshots = load_reference_snapshots(paths)
     if len(snapshots) < 2:
         raise ConfigError(
             f"the reference run left {len(snapshots)} snapshot(s); Pair Selection needs 2: make "
@@ -388,6 +397,50 @@ def analyse_reference_run(config: RecipeConfig, corpus: DatasetDict, paths: RunP
             f"pair selection: {selection.mode} {selection.score} scores from {len(snapshots)} snapshots; "
             f"negative pairs {shares} ({paths.trajectories.name}, .png)"
         )
+
+
+def derived_files_readable(paths: RunPaths, report: Report) -> bool:
+    """Whether the trajectory report (JSON and figure) and the Pair Selection scores exist and
+    read whole; each damaged one is reported, to be recomputed."""
+    files = (paths.trajectories, paths.trajectory_figure, paths.pair_scores)
+    if not all(path.is_file() for path in files):
+        return False
+    readable = True
+    for path, read in ((paths.trajectories, read_json), (paths.pair_scores, read_safetensors_header)):
+        try:
+            read(path)
+        except (OSError, ValueError, SafetensorError) as error:
+            report(f"{path} is damaged ({error}): computing it again from the reference snapshots")
+            readable = False
+    return readable
+
+
+def read_json(path: Path) -> None:
+    json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_safetensors_header(path: Path) -> None:
+    """Read ``path``'s header; safetensors refuses a file shorter than its header says."""
+    with safe_open(str(path), framework="pt") as handle:
+        handle.metadata()
+
+
+def load_reference_snapshots(paths: RunPaths) -> list[Snapshot]:
+    """The reference run's snapshots; a damaged file ends in one ConfigError naming it and the remedy.
+
+    Snapshots are the source of the trajectory report and the Pair Selection scores: only the
+    reference run itself can write them again.
+    """
+    for path in sorted(paths.snapshots.glob("*.safetensors")):
+        try:
+            read_safetensors_header(path)
+        except (OSError, SafetensorError) as error:
+            raise ConfigError(
+                f"the reference snapshot {path} is damaged ({error}); it can only be made again by the "
+                f"reference run: delete {paths.stage('reference')} and {paths.snapshots} and run the "
+                "same command again"
+            ) from None
+    return load_snapshot_series(paths.snapshots)
 
 
 # --- final evaluation -------------------------------------------------------------------------
@@ -445,9 +498,9 @@ def evaluate_final_model(
     scl_done = paths.stage("scl") / "DONE"
     if scl_done.exists():
         metrics["validation_retrieval_after_scl"] = json.loads(scl_done.read_text(encoding="utf-8"))["eval"]
-    if paths.model.exists():
-        shutil.rmtree(paths.model)
-    shutil.copytree(model_dir, paths.model)
-    model.generation_config.save_pretrained(paths.model)
-    paths.metrics.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    write_model_card(paths.root)
+    # metrics.json first: the card reads it; the model folder, card included, appears last and whole.
+    write_text_atomically(paths.metrics, json.dumps(metrics, indent=2), "metrics")
+    with atomic_folder(paths.model, "model") as folder:
+        shutil.copytree(model_dir, folder, dirs_exist_ok=True)
+        model.generation_config.save_pretrained(folder)
+        write_model_card(paths.root, model_dir=folder)

@@ -34,6 +34,7 @@ from datasets_scripts.frame_features import (
 )
 from datasets_scripts.synthetic import check_synthetic_options, make_signers
 
+from ..method.atomic_files import atomic_folder, write_text_atomically
 from ..training.progress import progress_enabled
 from .recipe_config import (
     ConfigError,
@@ -159,8 +160,7 @@ def check_or_record_config(
         clear_run_directory(paths)
     if paths.config.exists():
         return
-    paths.root.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(text, encoding="utf-8")
+    write_text_atomically(paths.config, text, "config")
 
 
 def records_config(paths: RunPaths, config: RecipeConfig) -> bool:
@@ -241,7 +241,8 @@ def load_corpus(config: RecipeConfig, paths: RunPaths, state: PartialState, repo
         with state.main_process_first():
             if not manifest.exists():
                 report(f"generating the synthetic corpus ({section.synthetic_size}) in {paths.corpus}")
-                generate_synthetic_corpus(section, paths.corpus)
+                with atomic_folder(paths.corpus, "corpus") as folder:
+                    generate_synthetic_corpus(section, folder)
             corpus = load_sign_corpus(manifest, on_error=section.on_error)
     elif section.path is None:
         raise ConfigError(f"corpus.path is required for corpus.kind={section.kind!r}")
@@ -278,13 +279,14 @@ def load_gloss_rendered_corpus(
                 **section.rendering_options,
             }
             try:
-                make_gloss_rendered_corpus(
-                    section.path,
-                    paths.corpus,
-                    on_error=section.on_error,
-                    show_progress=progress_enabled(),
-                    **options,
-                )
+                with atomic_folder(paths.corpus, "corpus") as folder:
+                    make_gloss_rendered_corpus(
+                        section.path,
+                        folder,
+                        on_error=section.on_error,
+                        show_progress=progress_enabled(),
+                        **options,
+                    )
             except TypeError as error:
                 raise ConfigError(f"corpus.rendering_options: {error}") from None
         return load_sign_corpus(manifest, on_error=section.on_error)

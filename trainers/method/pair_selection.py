@@ -58,6 +58,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .atomic_files import atomic_file
 from .similarity_series import RowShare, SimilaritySeries, SnapshotSimilaritySeries, as_similarity_series
 from .snapshots import Snapshot
 
@@ -538,7 +539,7 @@ def save_pair_scores(
     source: SimilaritySeries | Sequence[Snapshot] | None = None,
     sample_ids: Sequence | None = None,
 ) -> Path:
-    """Write dense or sparse scores to a safetensors file.
+    """Write dense or sparse scores to a safetensors file, atomically (:mod:`.atomic_files`).
 
     The header holds the string ``metadata`` and the record described in the module doc: the sample
     ids of the score rows (those of the snapshots in ``source``, the snapshot list or series the
@@ -557,7 +558,8 @@ def save_pair_scores(
     header = {key: str(value) for key, value in (metadata or {}).items()}
     count = scores.num_samples if isinstance(scores, SparseScores) else scores.shape[0]
     header[SCORES_METADATA_KEY] = json.dumps(scores_record(count, source, sample_ids))
-    save_file(tensors, str(path), metadata=header)
+    with atomic_file(path, "pair_scores") as temporary:
+        save_file(tensors, str(temporary), metadata=header)
     return path
 
 

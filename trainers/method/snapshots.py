@@ -33,6 +33,8 @@ from safetensors.torch import save_file
 
 from modeling_scl_slt.similarity import AGGREGATIONS, pool_text_tokens, pool_video_tokens
 
+from .atomic_files import atomic_file
+
 SNAPSHOT_METADATA_KEY = "scl_slt_snapshot"
 SNAPSHOT_FORMAT = "scl-slt-snapshot"
 SNAPSHOT_FORMAT_VERSION = 1
@@ -183,7 +185,7 @@ def pad_and_concatenate(
 def save_snapshot(snapshot: Snapshot, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
     """Write ``snapshot`` to one safetensors file (embeddings in ``dtype``, masks bool).
 
-    Returns the path written. Parent folders are created.
+    Returns the path written, atomically (:mod:`.atomic_files`). Parent folders are created.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +195,9 @@ def save_snapshot(snapshot: Snapshot, path: str | Path, dtype: torch.dtype = tor
         tensor = getattr(snapshot, name)
         tensors[name] = tensor.bool() if name.endswith("mask") else tensor.to(dtype)
         tensors[name] = tensors[name].contiguous().cpu()
-    save_file(tensors, str(path), metadata={SNAPSHOT_METADATA_KEY: json.dumps(snapshot.metadata_record())})
+    metadata = {SNAPSHOT_METADATA_KEY: json.dumps(snapshot.metadata_record())}
+    with atomic_file(path, "snapshot") as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)
     return path
 
 

@@ -44,6 +44,7 @@ from typing import Literal
 
 import torch
 
+from .atomic_files import atomic_file, write_text_atomically
 from .similarity_series import RowShare, SimilaritySeries, as_similarity_series
 from .snapshots import Snapshot
 from .text_groups import text_group_ids
@@ -95,10 +96,8 @@ class TrajectoryReport:
         return asdict(self)
 
     def save_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
-        return path
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return write_text_atomically(path, text, "trajectories")
 
 
 def negative_mask(
@@ -373,9 +372,9 @@ def plot_trajectories(report: TrajectoryReport, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure = trajectory_figure(report)
-    figure.savefig(path, dpi=100)
+    with atomic_file(path, "trajectories_figure") as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
     return path
 

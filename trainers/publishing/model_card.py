@@ -29,6 +29,7 @@ from huggingface_hub import ModelCard
 
 from model_cards import TRANSLATION_TEMPLATE, read_template
 
+from ..method.atomic_files import atomic_file
 from .card_facts import card_facts
 from .card_io import read_json_file, read_optional_json, read_yaml_file, section, split_scores
 from .card_metadata import PIPELINE_TAG, card_metadata
@@ -89,5 +90,6 @@ def write_model_card(run_dir: str | Path, model_dir: str | Path | None = None, *
         )
     card = build_model_card(run_dir, model_dir=model_dir, **kwargs)
     path = model_dir / CARD_FILE
-    card.save(path)
+    with atomic_file(path, "model_card") as temporary:
+        card.save(temporary)
     return path

@@ -22,6 +22,7 @@ loader (``transform_in_model=False``), one batch differs slightly: the loader re
 so the batch after the checkpoint was augmented with draws that the resumed run makes anew. When
 the model transforms uint8 clips (the recipe's default), the draws come from torch's global
 generator at step time, whose state the Trainer's checkpoints save and restore (not yet tested).
+A checkpoint counts only once marked complete (:class:`~.checkpoints.CompleteCheckpointsTrainer`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
-from transformers import Seq2SeqTrainer, TrainerCallback
+from transformers import TrainerCallback
 from transformers.trainer_utils import EvalPrediction
 
 from modeling_scl_slt import decode_generated, translation_loss
@@ -48,6 +49,7 @@ from ..method.text_groups import text_group_ids
 from ..metrics import compute_translation_metrics
 from .arguments import BatchSamplers, SclSltTrainingArguments
 from .callbacks import ReferenceSnapshotCallback, broadcast_buffers_from_main
+from .checkpoints import CompleteCheckpointsTrainer
 from .components import BATCH_SAMPLERS, build_contrastive_loss, training_sample_ids
 from .retrieval import retrieval_metrics
 from .speed_switches import apply_speed_switches
@@ -56,7 +58,7 @@ from .stages import Stage, get_stage
 TEXT_BRANCH_INPUTS = ("text_input_ids", "text_attention_mask")
 
 
-class SclSltTrainer(Seq2SeqTrainer):
+class SclSltTrainer(CompleteCheckpointsTrainer):
     """Trainer for the reference, scl and translate stages (``args.stage``).
 
     Extra arguments:
