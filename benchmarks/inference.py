@@ -16,8 +16,9 @@ checkpoint (text branch dropped, as the recipe's translate stage saves it) and l
 pipeline from there:
 
 * ``small``: what ``scl-slt demo`` saves: preset ``small``, the demo's word-level tokenizer and its
-  ``video_preprocessing`` (size 32, resize 32, max_frames 64: a 112-frame clip is subsampled to
-  64 frames). Input frames 64 × 64 (the synthetic corpus's size).
+  ``video_preprocessing`` (size 32, resize 32, max_frames 64: its clips are cut to 64 frames, the
+  most it reads in one window; the pipeline refuses longer clips instead of subsampling them).
+  Input frames 64 × 64 (the synthetic corpus's size).
 * ``paper``: preset ``paper`` (ResNet-18 + mBART-large-50 shape, the full 250,054-token vocabulary
   with a stand-in word-level tokenizer of that size), ``video_preprocessing`` size 224, resize 256
   (the ``VideoTransform`` defaults). Input frames 260 × 210 (PHOENIX-2014T's size). The saved
@@ -264,7 +265,8 @@ def measure_preprocess(pipe: Any, clip: np.ndarray, repeats: int) -> tuple[float
     times, kept = [], 0
     for index in range(repeats + 1):
         start = time.perf_counter()
-        kept = pipe.preprocess(clip)["pixel_values"].shape[1]
+        (window,) = pipe.preprocess(clip)  # one window
+        kept = window["pixel_values"].shape[1]
         if index:
             times.append(time.perf_counter() - start)
     return statistics.median(times), kept
@@ -281,7 +283,7 @@ def measure_encoder(pipe: Any, clip: np.ndarray, args: argparse.Namespace) -> di
     Keyed by precision; with the pipeline's latency it splits a call into preprocessing, encoding
     and decoding.
     """
-    inputs = pipe.preprocess(clip)
+    (inputs,) = pipe.preprocess(clip)  # one window
     pixel_values = inputs["pixel_values"].to(pipe.device)
     mask = inputs["attention_mask"].to(pipe.device)
     encoder = pipe.model.get_encoder()
@@ -311,7 +313,9 @@ def run_measure(args: argparse.Namespace, folder: Path, output: Path | None) -> 
     pipe = pipeline("sign-language-translation", model=str(folder), device=device)
     load_seconds = time.perf_counter() - start
     height, width = CLIP_SHAPES[name]
-    clip = np.random.default_rng(0).integers(0, 256, (args.frames, height, width, 3), dtype=np.uint8)
+    # At most what the pipeline reads in one window (it refuses longer clips; it used to subsample them).
+    frames = min(args.frames, pipe.max_frames)
+    clip = np.random.default_rng(0).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
     preprocess_seconds, kept = measure_preprocess(pipe, clip, max(args.repeats_resolved, 3))
     params = sum(p.numel() for p in pipe.model.parameters())
     context = {"model": name, "params_m": round(params / 1e6, 2), "repeats": args.repeats_resolved}
@@ -332,7 +336,7 @@ def run_measure(args: argparse.Namespace, folder: Path, output: Path | None) -> 
     )
 
     def report(measure: str, variant: Variant, seconds: list[float]) -> None:
-        record = variant_record(measure, name, variant, seconds, args.frames, kept)
+        record = variant_record(measure, name, variant, seconds, frames, kept)
         emit({**record, **context}, output, machine)
 
     for precision, seconds in measure_encoder(pipe, clip, args).items():

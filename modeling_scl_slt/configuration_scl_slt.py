@@ -176,6 +176,8 @@ class SclSltConfig(PretrainedConfig):
             ``max_frames``, ``mean``, ``std``, ``augment``). The model applies them to uint8
             ``pixel_values`` (random crop and augmentation in training mode) and the pipeline to
             its clips. ``None``: the ``VideoTransform`` defaults (224, 256, 300, ImageNet mean/std).
+        frame_rate (`float`, *optional*, defaults to 25.0):
+            Frames per second of the training clips; the pipeline resamples every input to it.
         backbone_chunk_size (`int`, *optional*):
             Frames per call of the ResNet: the real frames of a batch are split into chunks of this
             many frames, run one after the other and concatenated. ``None`` (the default) runs all of
@@ -219,6 +221,7 @@ class SclSltConfig(PretrainedConfig):
         freeze_text_encoder: bool = True,
         freeze_batch_norm: bool = False,
         video_preprocessing: dict[str, Any] | None = None,
+        frame_rate: float = 25.0,
         backbone_chunk_size: int | None = None,
         backbone_inplace_relu: bool = True,
         backbone_channels_last: bool = False,
@@ -240,6 +243,7 @@ class SclSltConfig(PretrainedConfig):
         self.freeze_text_encoder = freeze_text_encoder
         self.freeze_batch_norm = freeze_batch_norm
         self.video_preprocessing = video_preprocessing
+        self.frame_rate = frame_rate
         self.backbone_chunk_size = backbone_chunk_size
         self.backbone_inplace_relu = backbone_inplace_relu
         self.backbone_channels_last = backbone_channels_last
@@ -293,6 +297,14 @@ class SclSltConfig(PretrainedConfig):
     def temporal_downsampling(self) -> int:
         """Frames per visual token: ``2 ** temporal_num_blocks``."""
         return 2**self.temporal_num_blocks
+
+    @property
+    def max_clip_frames(self) -> int:
+        """The most frames one clip may have: the visual encoder's position table holds
+        ``text_config.max_position_embeddings`` tokens (one of them the [CLS] token with
+        ``similarity_aggregation="cls"``), each made of ``temporal_downsampling`` frames."""
+        tokens = self.text_config.max_position_embeddings - (self.similarity_aggregation == "cls")
+        return tokens * self.temporal_downsampling
 
     @property
     def frame_feature_size(self) -> int:

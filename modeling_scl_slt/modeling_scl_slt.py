@@ -311,6 +311,14 @@ class SclSltVideoEncoder(nn.Module):
     ) -> SclSltEncoderOutput:
         """Visual tokens of a batch given as ``pixel_values`` (B, T, 3, H, W) or as the backbone's
         ``frame_features`` (B, T, C), exactly one of the two; ``attention_mask`` (B, T) over frames."""
+        clip = pixel_values if pixel_values is not None else frame_features
+        if clip is not None and clip.dim() > 1 and clip.shape[1] > self.config.max_clip_frames:
+            raise ValueError(  # checked before the backbone runs; else an IndexError deep in mBART
+                f"clips of {clip.shape[1]} frames are longer than the visual encoder's "
+                f"{self.config.text_config.max_position_embeddings} positions allow "
+                f"({self.config.max_clip_frames} frames); translate long videos in windows "
+                "(the pipeline's chunk_length_s)"
+            )
         frames, frame_mask = self.frame_inputs(pixel_values, attention_mask, frame_features)  # (B, T, C)
         tokens, token_mask = self.temporal(frames, frame_mask)  # (B, T', d), (B, T')
         if self.cls_token is not None:

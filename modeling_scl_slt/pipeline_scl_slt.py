@@ -1,13 +1,28 @@
-"""The ``sign-language-translation`` pipeline: a sign language video in, a sentence out.
+"""The ``sign-language-translation`` pipeline: a sign language video in, sentences out.
 
 This file travels to the Hub with the model (``trust_remote_code``): it imports only stdlib,
 numpy, torch, transformers and its sibling files. PyAV (video files) and PIL (frame folders)
 are imported only when such an input arrives.
 
+Inputs: a video file path (any format FFmpeg reads, decoded with PyAV and timed by its frames'
+time stamps, variable frame rates and display rotation included); a folder of frame images
+(``.png``, ``.jpg``, …, in numeric order of the file names: ``images2.png`` before
+``images10.png``) or a ``(T, H, W, 3)`` uint8 RGB array (numpy or torch), both at ``fps`` frames
+per second. Every input is resampled to the rate the model was trained at,
+``model.config.frame_rate`` (nearest frames, :mod:`video_stream`), and read as a stream, window
+by window (:mod:`video_windows`): frames larger than the model's ``resize`` are shrunk as they are
+decoded, so memory is bounded by one window.
+
 Preprocessing is the evaluation transform the model was trained with:
 ``VideoTransform(train=False, **model.config.video_preprocessing)`` (the same code as training).
 ``preprocess`` only picks the frames (uint8); the model resizes, crops and normalises them on its
 device, through the same function as training and evaluation (``SclSltVideoEncoder``).
+
+What the model sees of a frame: the shorter side is resized to ``video_preprocessing["resize"]``
+(256) and the centred ``size`` × ``size`` (224) square is cropped. Of a 16:9 landscape frame that
+is the middle 49 % of the width and 88 % of the height (of 4:3, 66 % and 88 %; of a PHOENIX-2014T
+frame, 210 × 260, 88 % and 71 %): a signer off the centre is cut; crop the video around the
+signer first.
 
 Generated ids become sentences one way everywhere (evaluation, the Trainer's metrics, this
 pipeline): :func:`decode_generated`. ``generate()`` returns every sequence with the tokens that
@@ -20,29 +35,27 @@ language codes as special tokens, so ``decode(..., skip_special_tokens=True)`` w
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterable, Sequence, Sized
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, GenerationConfig, Pipeline
-from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+from transformers import AutoTokenizer, GenerationConfig
+from transformers.pipelines.base import ChunkPipeline
+from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
-from .video_processing import VideoTransform, pad_clips, transform_from_settings, uniform_frame_indices
+from .video_processing import VideoTransform, clip_to_tensor, pad_clips, transform_from_settings
+from .video_stream import VideoInput, describe_input, exact_rate
+from .video_windows import Window, Windowing, stream_windows
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-EXPECTED_INPUT = "a video file, a folder of frame images or a (T, H, W, 3) uint8 array"
 # The collator's longest training target: the pipeline's default generation length.
 DEFAULT_MAX_NEW_TOKENS = 128
 # transformers' own default (None in 5.17 and 5.24; generate then applies 20): no length chosen.
 GENERIC_MAX_LENGTH = GenerationConfig().max_length
-
-VideoInput = str | os.PathLike | np.ndarray | torch.Tensor
+# The frame rate of models saved before config.frame_rate existed: PHOENIX-2014T's.
+DEFAULT_FRAME_RATE = 25.0
 # Files of which at least one is in every saved tokenizer folder.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "spiece.model")
 
@@ -56,22 +69,28 @@ def custom_pipeline_entry() -> dict[str, Any]:
     return {"impl": impl, "pt": ["AutoModelForSeq2SeqLM"], "type": "multimodal"}
 
 
-class SignLanguageTranslationPipeline(Pipeline):
-    """Translate sign language videos with an SCL-SLT model.
+class SignLanguageTranslationPipeline(ChunkPipeline):
+    """Translate sign language videos (files, frame folders, arrays: see the module) with an SCL-SLT model.
 
-    Inputs (one, or a list of them as a batch):
+    Call arguments (besides ``batch_size``, ``num_workers`` and generation arguments such as
+    ``num_beams`` and ``max_new_tokens``, which pass through to ``model.generate``):
 
-    - a video file path (``str`` or ``Path``; any format FFmpeg reads, decoded with PyAV);
-    - a folder of frame images (``.png``, ``.jpg``, …), read in numeric order of the file names
-      (``images2.png`` before ``images10.png``);
-    - a ``(T, H, W, 3)`` uint8 array (numpy or torch), RGB.
+    - ``fps``: frame rate of frame folders and arrays (default: the model's); files use their own
+      time stamps.
+    - ``chunk_length_s``: translate in windows of at most this many seconds, as transformers' ASR
+      pipeline does with audio. Without it, the whole video is one window, and a video longer than
+      the model reads at once (``video_preprocessing["max_frames"]`` frames, and what the visual
+      encoder's positions allow) is refused with a message saying so — never squeezed in time.
+    - ``stride_length_s``: seconds of context read on each side of a window (a number, or a
+      ``(left, right)`` pair; default ``chunk_length_s / 6``). Each window's translation is reported
+      for its own span, which excludes the context; the own spans tile the video.
+    - ``cut_at_pauses`` (default ``True``): end windows where the signing pauses, not on a grid.
+    - ``return_timestamps``: add ``"timestamp": (start, end)`` in seconds to each window's result.
 
-    Each clip needs at least ``model.config.temporal_downsampling`` (4) frames. Generation
-    arguments (``num_beams``, ``max_new_tokens``, …) pass through to ``model.generate``, given to
-    :func:`transformers.pipeline` or to the call. ``batch_size > 1`` pads clips of different
-    lengths in time, which gives the same translations as one clip at a time.
-
-    Returns, per input, ``[{"translation_text": str}]`` (one dict per returned sequence).
+    Returns, per input, a list of dicts ``{"translation_text": str}`` (with ``"timestamp"`` when
+    asked), in time order: one per returned sequence of each window (``num_return_sequences``, one
+    by default, cannot be combined with ``chunk_length_s``). ``batch_size > 1`` batches windows (of
+    one video or several), padded in time: the same translations as one window at a time.
 
     Example::
 
@@ -82,6 +101,7 @@ class SignLanguageTranslationPipeline(Pipeline):
 
         translate = pipeline("sign-language-translation", model="path/to/model")
         translate("clip.mp4", num_beams=4)  # [{"translation_text": "..."}]
+        translate("talk.mp4", chunk_length_s=8, return_timestamps=True)  # [{..., "timestamp": (0.0, 6.8)}, …]
 
         # Anywhere else (the folder's config declares the pipeline, ``custom_pipelines``):
         translate = pipeline("sign-language-translation", model="path/to/model", trust_remote_code=True)
@@ -100,12 +120,17 @@ class SignLanguageTranslationPipeline(Pipeline):
     # pipeline argument goes to ``generate`` (see ``_sanitize_parameters`` and ``_forward``).
     _pipeline_calls_generate = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, model: Any, *args: Any, **kwargs: Any) -> None:
+        # Set first: the base class's __init__ parses the call arguments given to pipeline(...).
+        config = model.config
+        self.video_transform = evaluation_transform(getattr(config, "video_preprocessing", None))
+        self.min_frames = int(config.temporal_downsampling)  # the fewest frames of a window
+        rate = getattr(config, "frame_rate", None)
+        self.frame_rate = float(exact_rate(DEFAULT_FRAME_RATE if rate is None else rate, "config.frame_rate"))
+        self.max_frames = min(self.video_transform.max_frames, config.max_clip_frames)  # of a window
+        super().__init__(model, *args, **kwargs)
         if self.tokenizer is None:
             raise missing_tokenizer_error(str(getattr(self.model, "name_or_path", "") or "the model"))
-        self.video_transform = evaluation_transform(getattr(self.model.config, "video_preprocessing", None))
-        self.min_frames = int(self.model.config.temporal_downsampling)
 
     def get_inference_context(self) -> Any:
         """``torch.inference_mode`` around ``_forward`` (the base class uses ``torch.no_grad``).
@@ -116,44 +141,75 @@ class SignLanguageTranslationPipeline(Pipeline):
         return torch.inference_mode
 
     def __call__(self, videos: VideoInput | list[VideoInput], **kwargs: Any) -> Any:
-        """Translate one video (→ ``[{"translation_text": str}]``) or a list of them (→ a list of those).
+        """Translate one video (→ a list of dicts) or a list of them (→ a list of those).
 
-        ``kwargs``: ``batch_size``, ``num_workers`` and generation arguments of ``model.generate``.
+        ``kwargs``: ``fps``, ``chunk_length_s``, ``stride_length_s``, ``cut_at_pauses``,
+        ``return_timestamps``, ``batch_size``, ``num_workers`` and generation arguments of
+        ``model.generate``.
         """
         if isinstance(videos, list) and not videos:
             return []
         return super().__call__(videos, **kwargs)
 
     def _sanitize_parameters(
-        self, generate_kwargs: dict[str, Any] | None = None, **generation_params: Any
+        self,
+        fps: float | None = None,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | tuple[float, float] | None = None,
+        cut_at_pauses: bool = True,
+        return_timestamps: bool = False,
+        generate_kwargs: dict[str, Any] | None = None,
+        **generation_params: Any,
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         # Every other keyword is a generation argument: generate() rejects unknown ones itself.
-        return {}, {**(generate_kwargs or {}), **generation_params}, {}
-
-    def preprocess(self, video: VideoInput) -> dict[str, torch.Tensor]:
-        """One input → ``pixel_values`` (1, T, 3, H, W) uint8 (the kept frames; the model transforms
-        them) and ``attention_mask`` (1, T) long."""
-        name = describe_input(video)
-        frames = load_frames(video, self.video_transform.max_frames)
-        if len(frames) < self.min_frames:
-            raise ValueError(
-                f"{name} has {len(frames)} frames; the model needs at least {self.min_frames} "
-                f"(its temporal module downsamples time ×{self.min_frames})"
+        generation = {**(generate_kwargs or {}), **generation_params}
+        windowing = None
+        if chunk_length_s is not None:
+            windowing = Windowing.from_seconds(
+                chunk_length_s,
+                stride_length_s,
+                self.frame_rate,
+                max_frames=self.max_frames,
+                min_frames=self.min_frames,
+                cut_at_pauses=cut_at_pauses,
             )
-        try:
-            clip = self.video_transform.select_frames(frames)  # (T, 3, H, W) uint8
-            self.video_transform.check_frame_size(*clip.shape[-2:])
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"{name} cannot be preprocessed: {error}") from None
-        return {
-            "pixel_values": clip.unsqueeze(0),
-            "attention_mask": torch.ones(1, clip.shape[0], dtype=torch.long),
-        }
+        elif stride_length_s is not None:
+            raise ValueError("stride_length_s needs chunk_length_s (the window length in seconds)")
+        if windowing is not None and generation.get("num_return_sequences", 1) != 1:
+            raise ValueError(
+                "num_return_sequences cannot be combined with chunk_length_s: each window gets one "
+                "translation"
+            )
+        if fps is not None:
+            exact_rate(fps, "fps")  # refused now, not at the first frame
+        preprocess = {"fps": fps, "windowing": windowing}
+        return preprocess, generation, {"return_timestamps": bool(return_timestamps)}
 
-    def _forward(
-        self, model_inputs: dict[str, torch.Tensor], **generate_kwargs: Any
-    ) -> dict[str, torch.Tensor]:
-        """Generate: ``sequences`` (B, num_return_sequences, L) token ids."""
+    def preprocess(
+        self, video: VideoInput, fps: float | None = None, windowing: Windowing | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """One input → its windows, each ``pixel_values`` (1, T, 3, H, W) uint8 (the model transforms
+        them), ``attention_mask`` (1, T) long, ``timestamp`` (1, 2) float64 seconds and ``is_last``."""
+        windows = stream_windows(
+            video,
+            rate=exact_rate(self.frame_rate, "config.frame_rate"),
+            fps=self.frame_rate if fps is None else fps,
+            shorter_side=self.video_transform.resize,
+            max_frames=self.max_frames,
+            windowing=windowing,
+            min_frames=self.min_frames,
+        )
+        try:
+            for window in windows:
+                yield window_inputs(video, window, self.video_transform, self.min_frames, self.frame_rate)
+        except ValueError as error:
+            # transformers asks for the next input's windows while it handles the previous input's
+            # StopIteration: without this, that StopIteration is chained to every message.
+            raise error from None
+
+    def _forward(self, model_inputs: dict[str, Any], **generate_kwargs: Any) -> dict[str, Any]:
+        """Generate: ``sequences`` (B, num_return_sequences, L) token ids, with the windows' ``timestamp``
+        (B, 2) and ``is_last`` passed on."""
         pixel_values = model_inputs["pixel_values"]  # (B, T, 3, H, W) uint8, or float (B, T, 3, S, S)
         if pixel_values.is_floating_point():
             pixel_values = pixel_values.to(self.model.dtype)
@@ -162,7 +218,11 @@ class SignLanguageTranslationPipeline(Pipeline):
         sequences = self.model.generate(
             pixel_values=pixel_values, attention_mask=model_inputs["attention_mask"], **generate_kwargs
         )  # (B * num_return_sequences, L)
-        return {"sequences": sequences.reshape(pixel_values.shape[0], -1, sequences.shape[-1])}
+        return {
+            "sequences": sequences.reshape(pixel_values.shape[0], -1, sequences.shape[-1]),
+            "timestamp": model_inputs["timestamp"],
+            "is_last": model_inputs["is_last"],
+        }
 
     def default_length(self, generate_kwargs: dict[str, Any]) -> dict[str, int]:
         """``max_new_tokens`` unless the call or the model's generation config sets a length.
@@ -180,10 +240,21 @@ class SignLanguageTranslationPipeline(Pipeline):
         longest = self.model.config.text_config.max_position_embeddings - 1
         return {"max_new_tokens": min(DEFAULT_MAX_NEW_TOKENS, longest)}
 
-    def postprocess(self, model_outputs: dict[str, torch.Tensor]) -> list[dict[str, str]]:
-        """Decode (1, num_return_sequences, L) ids → ``[{"translation_text": str}, …]``."""
-        texts = decode_generated(self.tokenizer, model_outputs["sequences"][0], self.model.generation_config)
-        return [{"translation_text": text} for text in texts]
+    def postprocess(
+        self, model_outputs: list[dict[str, Any]], return_timestamps: bool = False
+    ) -> list[dict[str, Any]]:
+        """The windows of one input, each (1, num_return_sequences, L) ids → one dict per sequence."""
+        results = []
+        for output in model_outputs:
+            texts = decode_generated(self.tokenizer, output["sequences"][0], self.model.generation_config)
+            start, end = (round(float(value), 3) for value in output["timestamp"][0])
+            for text in texts:
+                results.append(
+                    {"translation_text": text, "timestamp": (start, end)}
+                    if return_timestamps
+                    else {"translation_text": text}
+                )
+        return results
 
     def get_iterator(
         self,
@@ -194,15 +265,19 @@ class SignLanguageTranslationPipeline(Pipeline):
         forward_params: dict[str, Any],
         postprocess_params: dict[str, Any],
     ) -> PipelineIterator:
-        """The base iterator with :func:`pad_clips_in_time` as collate (the default cannot pad videos)."""
-        if isinstance(inputs, Sized):
-            dataset: Any = PipelineDataset(inputs, self.preprocess, preprocess_params)
-        else:  # an iterable cannot be split between workers
-            dataset = PipelineIterator(inputs, self.preprocess, preprocess_params)
-            num_workers = min(num_workers, 1)
+        """Windows of all inputs in order, batched by :func:`pad_clips_in_time` (the default collate
+        cannot pad videos), regrouped per input by their ``is_last`` before ``postprocess``.
+
+        Windows come from generators: at most one worker reads them (``num_workers`` > 1 is lowered).
+        """
+        dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
         collate = partial(pad_clips_in_time, transform=self.video_transform)
-        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate)
-        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        loader = DataLoader(
+            dataset, num_workers=min(num_workers, 1), batch_size=batch_size, collate_fn=collate
+        )
+        model_iterator = PipelinePackIterator(
+            loader, self.forward, forward_params, loader_batch_size=batch_size
+        )
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
 
@@ -230,127 +305,56 @@ def missing_tokenizer_error(source: str) -> Exception:
     return ValueError(f"no tokenizer was given for {source}: {how}")
 
 
+def window_inputs(
+    video: VideoInput, window: Window, transform: VideoTransform, min_frames: int, frame_rate: float
+) -> dict[str, Any]:
+    """One window of ``video`` as model inputs (see :meth:`SignLanguageTranslationPipeline.preprocess`);
+    a ValueError when it has fewer than ``min_frames`` frames or frames the transform cannot crop."""
+    if len(window.frames) < min_frames:
+        raise ValueError(
+            f"{describe_input(video)} has {len(window.frames)} frames at {frame_rate:g} fps; "
+            f"the model needs at least {min_frames} "
+            f"(its temporal module downsamples time ×{min_frames})"
+        )
+    clip = clip_to_tensor(window.frames)  # (T, 3, H, W) uint8
+    try:
+        transform.check_frame_size(*clip.shape[-2:])
+    except ValueError as error:
+        raise ValueError(f"{describe_input(video)} cannot be preprocessed: {error}") from None
+    return {
+        "pixel_values": clip.unsqueeze(0),
+        "attention_mask": torch.ones(1, clip.shape[0], dtype=torch.long),
+        "timestamp": torch.tensor([[window.start, window.end]], dtype=torch.float64),
+        "is_last": window.is_last,
+    }
+
+
 def evaluation_transform(settings: dict[str, Any] | None) -> VideoTransform:
     """``VideoTransform(train=False, **settings)``; ``settings`` is ``config.video_preprocessing``."""
     return transform_from_settings(settings, train=False)
 
 
 def pad_clips_in_time(
-    items: Sequence[dict[str, torch.Tensor]], transform: VideoTransform | None = None
-) -> dict[str, torch.Tensor]:
-    """Collate preprocessed inputs (each ``pixel_values`` (1, T_i, 3, H, W) uint8) into one batch.
+    items: Sequence[dict[str, Any]], transform: VideoTransform | None = None
+) -> dict[str, Any]:
+    """Collate preprocessed windows (each ``pixel_values`` (1, T_i, 3, H, W) uint8) into one batch.
 
     Returns ``pixel_values`` (B, T_max, 3, H, W) uint8 and ``attention_mask`` (B, T_max), real
-    frames first. Clips of different frame sizes cannot share one uint8 tensor: such a batch is
+    frames first, with the windows' ``timestamp`` (B, 2) and ``is_last`` (B,) bool when
+    they have them. Clips of different frame sizes cannot share one uint8 tensor: such a batch is
     transformed here by ``transform`` (the function the model's device runs), giving float
     ``pixel_values`` (B, T_max, 3, S, S).
     """
     clips = [item["pixel_values"][0] for item in items]
     if transform is not None and len({tuple(clip.shape[1:]) for clip in clips}) > 1:
         clips = [transform.apply(clip[None])[0] for clip in clips]
-    return pad_clips(clips)
-
-
-def describe_input(video: Any) -> str:
-    """How error messages name an input."""
-    if isinstance(video, str | os.PathLike):
-        path = Path(video)
-        kind = "frame folder" if path.is_dir() else "video file"
-        return f"{kind} {str(path)!r}"
-    if isinstance(video, np.ndarray | torch.Tensor):
-        return f"video array of shape {tuple(video.shape)} and dtype {video.dtype}"
-    return f"input of type {type(video).__name__}"
-
-
-def load_frames(video: Any, max_frames: int) -> np.ndarray | torch.Tensor | list[Any]:
-    """The frames of one input: a (T, H, W, 3) uint8 array, or RGB PIL images for a frame folder.
-
-    Files are subsampled to ``max_frames`` while reading, with the transform's own choice of
-    frames (:func:`uniform_frame_indices`), so that skipped frames are never converted to RGB.
-    """
-    if isinstance(video, str | os.PathLike):
-        path = Path(video)
-        if path.is_dir():
-            return read_frame_folder(path, max_frames)
-        if path.is_file():
-            return read_video_file(path, max_frames)
-        raise ValueError(f"video input {str(path)!r} does not exist; expected {EXPECTED_INPUT}")
-    if isinstance(video, np.ndarray | torch.Tensor):
-        check_video_array(video)
-        return video
-    raise ValueError(f"unsupported video input of type {type(video).__name__}; expected {EXPECTED_INPUT}")
-
-
-def check_video_array(video: np.ndarray | torch.Tensor) -> None:
-    """Refuse arrays that are not (T, H, W, 3) uint8."""
-    if video.ndim != 4 or video.shape[-1] != 3:
-        raise ValueError(
-            f"video array of shape {tuple(video.shape)} is not a clip: expected a (T, H, W, 3) uint8 array"
-        )
-    expected_dtype = np.uint8 if isinstance(video, np.ndarray) else torch.uint8
-    if video.dtype != expected_dtype:
-        raise ValueError(
-            f"video array of dtype {video.dtype} is not a clip: expected uint8 pixels, shape (T, H, W, 3)"
-        )
-
-
-def natural_key(file_name: str) -> tuple[Any, ...]:
-    """Sort key that orders digit runs by value: ``images2.png`` < ``images10.png``."""
-    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", file_name))
-
-
-def read_frame_folder(folder: Path, max_frames: int) -> list[Any]:
-    """The kept frames of a folder of images, in numeric file-name order, as RGB PIL images."""
-    names = sorted(
-        (
-            entry.name
-            for entry in os.scandir(folder)
-            if entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file()
-        ),
-        key=natural_key,
-    )
-    if not names:
-        raise ValueError(f"frame folder {str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ImportError("reading a folder of frame images needs Pillow: pip install pillow") from None
-    frames = []
-    for index in uniform_frame_indices(len(names), max_frames).tolist():
-        try:
-            with Image.open(folder / names[index]) as image:
-                frames.append(image.convert("RGB"))
-        except OSError as error:
-            raise ValueError(
-                f"frame {names[index]!r} of folder {str(folder)!r} cannot be read ({error})"
-            ) from None
-    return frames
-
-
-def read_video_file(path: Path, max_frames: int) -> np.ndarray:
-    """The kept frames of a video file decoded with PyAV: (T', H, W, 3) uint8 RGB.
-
-    Every frame is decoded (the frame count in the container's metadata is not reliable), but only
-    the ``min(T, max_frames)`` kept ones are converted to RGB — the frames that decoding the whole
-    clip and then applying the transform would keep.
-    """
-    try:
-        import av
-    except ImportError:
-        raise ImportError("reading video files needs PyAV: pip install av") from None
-    if path.stat().st_size == 0:
-        raise ValueError(f"video file {str(path)!r} is empty (0 bytes)")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"video file {str(path)!r} has no video stream")
-            decoded = list(container.decode(video=0))
-            if not decoded:
-                raise ValueError(f"video file {str(path)!r} holds no frames")
-            kept = uniform_frame_indices(len(decoded), max_frames).tolist()
-            return np.stack([decoded[index].to_ndarray(format="rgb24") for index in kept])
-    except (av.FFmpegError, OSError) as error:
-        raise ValueError(f"video file {str(path)!r} cannot be decoded ({error})") from None
+    batch: dict[str, Any] = pad_clips(clips)
+    if all("timestamp" in item for item in items):
+        batch["timestamp"] = torch.cat([item["timestamp"] for item in items])
+        # A tensor, not a list: transformers unbatches tensors row by row, and with a batch size of
+        # 1 it reads the whole value as the flag (a one-element list would always be true).
+        batch["is_last"] = torch.tensor([bool(item["is_last"]) for item in items])
+    return batch
 
 
 # --- generated ids → sentences ---------------------------------------------------------------

@@ -208,6 +208,10 @@ class VideoTransform:
             mask = attention_mask.to(device=pixel_values.device, dtype=torch.bool)
         self.check_frame_size(height, width)
         crops, matrices = self._draws(batch, *resized_size(height, width, self.resize), generator)
+        if batch == 1 and bool(mask.all()):  # one unpadded clip (the pipeline's): no batch copy
+            return self._transform_frames(
+                pixel_values[0], crops[0], None if matrices is None else matrices[0]
+            )[None]
         out = torch.zeros(
             batch, num_frames, 3, self.size, self.size, dtype=torch.float32, device=pixel_values.device
         )
@@ -220,17 +224,25 @@ class VideoTransform:
         self, frames: torch.Tensor, crop: tuple[int, int], matrix: torch.Tensor | None
     ) -> torch.Tensor:
         """Steps 2–5 for the frames of one clip: uint8 (t, 3, H, W) → float32 (t, 3, size, size)."""
-        # Contiguous before float: interpolation kernels are slower on channels-last floats.
-        frames = resize_shorter_side(frames.contiguous().float(), self.resize)  # values 0..255
         top, left = crop
-        frames = frames[..., top : top + self.size, left : left + self.size]
+        if resized_size(*frames.shape[-2:], self.resize) == tuple(frames.shape[-2:]):
+            # No resize (e.g. frames the pipeline shrank on arrival): crop before converting, so
+            # that only the crop is copied as floats. The same numbers as converting first.
+            crop_pixels = frames[..., top : top + self.size, left : left + self.size].contiguous()
+            frames = crop_pixels.to(torch.float32, copy=True)  # a copy even of float input
+        else:
+            # Contiguous before float: interpolation kernels are slower on channels-last floats.
+            frames = resize_shorter_side(frames.contiguous().float(), self.resize)  # values 0..255
+            frames = frames[..., top : top + self.size, left : left + self.size]
         if matrix is not None:
             frames = warp(frames, matrix.to(frames.device), self.padding_mode)
-        frames = frames / 255.0
+        # frames is this function's own tensor (a copy, a resize or a warp): scaled and normalised in
+        # place, without clip-sized temporaries.
+        frames.div_(255.0)
         if self.normalize:
             mean = torch.tensor(self.mean, device=frames.device).view(1, 3, 1, 1)
             std = torch.tensor(self.std, device=frames.device).view(1, 3, 1, 1)
-            frames = (frames - mean) / std
+            frames.sub_(mean).div_(std)
         return frames
 
     def check_frame_size(self, height: int, width: int) -> None:

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import data_loading, gpu_check, inference, pair_selection, speed_switches, training_throughput
+from benchmarks import (
+    data_loading,
+    gpu_check,
+    inference,
+    long_video,
+    pair_selection,
+    speed_switches,
+    training_throughput,
+)
 from benchmarks.harness import read_records
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -210,3 +218,18 @@ def test_benchmarks_import_only_the_shared_modules_and_never_edit_the_path() -> 
             assert 'if __name__ == "__main__":' in text, f"{name} does not run as python -m {name}"
     experiments = {path.stem for path in (BENCHMARKS / "experiments").glob("*.py")}
     assert {"ablation", "gloss_oracle", "rehearsal_real_scale"} <= experiments
+
+
+@pytest.mark.slow
+def test_long_video_records(tmp_path: Path) -> None:
+    output = tmp_path / "long_video.jsonl"
+    long_video.main(
+        [
+            *("--models", "small", "--seconds", "6", "--width", "96", "--height", "64"),
+            *("--new-tokens", "2", "--chunk-length-s", "2", "--output", str(output)),
+        ]
+    )
+    decode, translate = read_records(output)
+    assert decode["measure"] == "decode" and decode["windows"] >= 1
+    assert translate["model"] == "small" and translate["covered_s"] == pytest.approx(6.0)
+    assert translate["windows"] >= 3 and translate["real_time_factor"] > 0 and translate["peak_rss_gib"] > 0

@@ -104,7 +104,7 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
 def test_translate_prints_one_line_per_input_and_writes_jsonl(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_video(tmp_path / "clip.mp4", 20, size=(32, 24))
+    write_video(tmp_path / "clip.mp4", 16, size=(32, 24))  # the model's max_frames: one window
     write_frames(tmp_path / "frames", 12)
     inputs = [str(tmp_path / "clip.mp4"), str(tmp_path / "frames")]
     output = tmp_path / "out" / "translations.jsonl"

@@ -85,5 +85,6 @@ def test_every_decoding_site_drops_it(mbart_tokenizer, generated) -> None:
     assert hypotheses == [SENTENCE]
     # the pipeline
     pipeline = SimpleNamespace(tokenizer=mbart_tokenizer, model=SimpleNamespace(generation_config=config))
-    outputs = SignLanguageTranslationPipeline.postprocess(pipeline, {"sequences": generated[None]})
+    window = {"sequences": generated[None], "timestamp": torch.tensor([[0.0, 1.6]])}  # one window
+    outputs = SignLanguageTranslationPipeline.postprocess(pipeline, [window])
     assert outputs == [{"translation_text": SENTENCE}]

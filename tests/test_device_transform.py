@@ -252,12 +252,13 @@ def test_float_pixel_values_pass_through_unchanged() -> None:
 
 def test_the_pipeline_preprocesses_with_the_model_side_transform(model, tokenizer) -> None:
     translate = SignLanguageTranslationPipeline(model=model, tokenizer=tokenizer, max_new_tokens=5)
-    clip = random_clip(16)
-    inputs = translate.preprocess(clip)
+    clip = random_clip(SETTINGS["max_frames"])
+    (inputs,) = translate.preprocess(clip)  # one window
     assert inputs["pixel_values"].dtype == torch.uint8
-    assert inputs["pixel_values"].shape == (1, SETTINGS["max_frames"], 3, 30, 26)
+    # 30 x 26 frames arrive shrunk to the resize's shorter side (20): the model then only crops.
+    assert inputs["pixel_values"].shape == (1, SETTINGS["max_frames"], 3, 23, 20)
     clips = [clip, random_clip(8, height=40, width=40, seed=1)]  # two frame sizes: one float batch
-    collated = pad_clips_in_time([translate.preprocess(c) for c in clips], translate.video_transform)
+    collated = pad_clips_in_time([next(translate.preprocess(c)) for c in clips], translate.video_transform)
     assert collated["pixel_values"].shape == (2, SETTINGS["max_frames"], 3, 16, 16)
     assert translate(clips, batch_size=2) == [translate(c) for c in clips]
 

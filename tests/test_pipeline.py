@@ -21,14 +21,10 @@ from PIL import Image
 from transformers import AutoTokenizer, pipeline
 
 import modeling_scl_slt
-from modeling_scl_slt import (
-    SclSltForSignTranslation,
-    SignLanguageTranslationPipeline,
-    VideoTransform,
-    uniform_frame_indices,
-)
-from modeling_scl_slt.pipeline_scl_slt import custom_pipeline_entry, read_frame_folder, read_video_file
-from tests._corpus_builders import frame_pixels, write_frames, write_video
+from modeling_scl_slt import SclSltForSignTranslation, SignLanguageTranslationPipeline, VideoTransform
+from modeling_scl_slt.pipeline_scl_slt import custom_pipeline_entry
+from modeling_scl_slt.video_stream import frame_folder_names
+from tests._corpus_builders import write_frames, write_video
 from tests._isolation import run_without_project
 from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 
@@ -83,12 +79,12 @@ def translator(model_dir: Path) -> SignLanguageTranslationPipeline:
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A 30-frame mp4 (more than max_frames) and 12 PNGs ``images1.png`` … ``images12.png``.
+    """A 20-frame mp4 (fewer than max_frames) and 12 PNGs ``images1.png`` … ``images12.png``.
 
     The PNG names sort differently as text and as numbers.
     """
     root = tmp_path_factory.mktemp("media")
-    write_video(root / "clip.mp4", 30, size=(32, 24))
+    write_video(root / "clip.mp4", 20, size=(32, 24))
     write_frames(root / "frames", 12, pattern="images{}.png")
     return {"video": root / "clip.mp4", "frames": root / "frames"}
 
@@ -119,7 +115,7 @@ def test_saved_folder_carries_the_pipeline(model_dir: Path) -> None:
     assert config["custom_pipelines"] == {TASK: custom_pipeline_entry()}
     assert custom_pipeline_entry()["impl"] == "pipeline_scl_slt.SignLanguageTranslationPipeline"
     assert config["video_preprocessing"] == VIDEO_PREPROCESSING
-    assert {"pipeline_scl_slt.py", "video_processing.py", "modeling_scl_slt.py"} <= {
+    assert {"pipeline_scl_slt.py", "video_processing.py", "video_stream.py", "video_windows.py"} <= {
         path.name for path in model_dir.iterdir()
     }
 
@@ -153,8 +149,16 @@ def test_transform_comes_from_the_config(translator: SignLanguageTranslationPipe
 
 
 def test_uint8_array(translator: SignLanguageTranslationPipeline, model_and_tokenizer: tuple) -> None:
-    clip = random_clip(30, seed=1)  # longer than max_frames: subsampled as in evaluation
+    clip = random_clip(24, seed=1)  # max_frames: the longest clip read in one window
     assert translator(clip) == [{"translation_text": expected_text(model_and_tokenizer, clip)}]
+
+
+def test_a_clip_longer_than_max_frames_is_refused_not_squeezed(
+    translator: SignLanguageTranslationPipeline,
+) -> None:
+    assert_one_value_error(
+        lambda: translator(random_clip(25, seed=1)), "shape (25, 24, 21, 3)", "24 frames", "chunk_length_s"
+    )
 
 
 def test_video_file(
@@ -173,20 +177,7 @@ def test_frame_folder(
 
 
 def test_frame_folder_is_read_in_numeric_order(media: dict[str, Path]) -> None:
-    frames = read_frame_folder(media["frames"], max_frames=300)
-    assert [np.asarray(frame)[0, 0].tolist() for frame in frames] == [
-        frame_pixels(index)[0, 0].tolist() for index in range(12)
-    ]
-    kept = read_frame_folder(media["frames"], max_frames=4)  # indices 1, 4, 7, 10
-    assert [np.asarray(frame)[0, 0].tolist() for frame in kept] == [
-        frame_pixels(index)[0, 0].tolist() for index in (1, 4, 7, 10)
-    ]
-
-
-def test_video_file_keeps_the_frames_the_transform_would_keep(media: dict[str, Path]) -> None:
-    every_frame = decode_video(media["video"])
-    kept = read_video_file(media["video"], max_frames=4)
-    assert np.array_equal(kept, every_frame[uniform_frame_indices(len(every_frame), 4).numpy()])
+    assert frame_folder_names(media["frames"]) == [f"images{index}.png" for index in range(1, 13)]
 
 
 def test_model_object_works_without_remote_code(model_and_tokenizer: tuple) -> None:
@@ -203,7 +194,7 @@ def test_model_object_works_without_remote_code(model_and_tokenizer: tuple) -> N
 def test_batch_of_different_lengths_matches_one_by_one(
     translator: SignLanguageTranslationPipeline, media: dict[str, Path]
 ) -> None:
-    videos = [random_clip(6, seed=3), random_clip(17, seed=4), media["video"]]  # 6, 17 and 24 frames
+    videos = [random_clip(6, seed=3), random_clip(17, seed=4), media["video"]]  # 6, 17 and 20 frames
     one_by_one = [translator(video) for video in videos]
     assert translator(videos, batch_size=2) == one_by_one  # a full batch, then a partial one
     assert len({result[0]["translation_text"] for result in one_by_one}) > 1  # the check can fail

@@ -257,7 +257,7 @@ def test_validate_config_checks_a_config_built_in_python() -> None:
         validate_config(config)
 
 
-@pytest.mark.parametrize("name", ["synthetic", "phoenix2014t", "csl_daily"])
+@pytest.mark.parametrize("name", ["synthetic", "phoenix2014t", "csl_daily", "phoenix2014t_feature_twin"])
 def test_the_shipped_configs_are_valid(name: str) -> None:
     validate_config(RecipeConfig.from_yaml(REPO / "configs" / f"{name}.yaml"))
 

@@ -5,9 +5,12 @@
   (signers and frames);
 - :mod:`.gloss_rendered`: the gloss-rendered twin of any gloss annotation (PHOENIX-2014T,
   CSL-Daily or a manifest), with :mod:`.gloss_annotations` (reading them) and
-  :mod:`.gloss_signs` (one rendered sign per gloss).
+  :mod:`.gloss_signs` (one rendered sign per gloss);
+- :mod:`.feature_twin`: the feature-level twin of a gloss annotation, written straight as frame
+  features (a ``datasets_scripts.frame_features`` corpus) with one difficulty knob.
 """
 
+from .feature_twin import FeatureTwinParameters, make_feature_twin
 from .gloss_annotations import GlossAnnotations, GlossRow, read_gloss_annotations
 from .gloss_rendered import make_gloss_rendered_corpus
 from .language import (
@@ -26,12 +29,14 @@ __all__ = [
     "SIGN_LEXICON",
     "SIZE_PRESETS",
     "TEMPLATE_SLOTS",
+    "FeatureTwinParameters",
     "GlossAnnotations",
     "GlossRow",
     "SignSpec",
     "SyntheticSentence",
     "SyntheticSigner",
     "check_synthetic_options",
+    "make_feature_twin",
     "make_gloss_rendered_corpus",
     "make_signers",
     "make_synthetic_corpus",

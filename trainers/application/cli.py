@@ -249,31 +249,86 @@ def rounded(metrics: Any, digits: int = ROUNDED_DIGITS) -> Any:
 
 # --- translate --------------------------------------------------------------------------------
 def run_translate(args: argparse.Namespace) -> None:
+    """Translate every input (in windows with --chunk-length-s or --subtitles); print, and write
+    --output and --subtitles."""
     from tqdm.auto import tqdm
     from transformers import pipeline
 
     import modeling_scl_slt  # registers the task: no remote code for a local folder
 
+    from .subtitles import subtitle_format, write_subtitles
+
     require_model_dir(args.model_dir)
+    if args.subtitles:
+        subtitle_format(args.subtitles)
+        if len(args.inputs) != 1:
+            raise ValueError(f"--subtitles writes one file for one INPUT; got {len(args.inputs)} inputs")
     for item in args.inputs:
         if not Path(item).exists():
             raise FileNotFoundError(f"input {item} does not exist: expected a video file or a frame folder")
+    if args.stride_length_s is not None and args.chunk_length_s is None and not args.subtitles:
+        raise ValueError("--stride-length-s needs --chunk-length-s (the window length in seconds)")
     translator = pipeline(modeling_scl_slt.PIPELINE_TASK, model=str(args.model_dir))
-    generation = {
+    options: dict[str, Any] = {
         key: value
-        for key, value in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
+        for key, value in (
+            ("num_beams", args.num_beams),
+            ("max_new_tokens", args.max_new_tokens),
+            ("fps", args.fps),
+        )
         if value is not None
     }
+    chunk_length_s = args.chunk_length_s
+    if chunk_length_s is None and args.subtitles:  # the longest window the model reads
+        chunk_length_s = translator.max_frames / translator.frame_rate
+    windowed = chunk_length_s is not None
+    if windowed:
+        options.update(
+            chunk_length_s=chunk_length_s,
+            stride_length_s=args.stride_length_s,
+            cut_at_pauses=not args.fixed_windows,
+            return_timestamps=True,
+        )
     records = []
     with tqdm(total=len(args.inputs), desc="translating", unit="video") as progress:
-        for chunk in chunks(args.inputs, args.batch_size):
-            results = translator(list(chunk), batch_size=args.batch_size, **generation)
-            for item, result in zip(chunk, results, strict=True):
-                records.append({"input": item, "translation": result[0]["translation_text"]})
-                progress.write(f"{item}\t{result[0]['translation_text']}", file=sys.stdout)
+        for chunk in chunks(args.inputs, args.batch_size):  # windows of these inputs share batches
+            for item, windows in zip(
+                chunk, translator(list(chunk), batch_size=args.batch_size, **options), strict=True
+            ):
+                records.append(translation_record(item, windows, windowed))
+                for line in translation_lines(records[-1]):
+                    progress.write(line, file=sys.stdout)
             progress.update(len(chunk))
+    if args.subtitles:
+        cues = [
+            {"translation_text": w["translation"], "timestamp": (w["start"], w["end"])}
+            for w in records[0]["windows"]
+        ]
+        path = write_subtitles(args.subtitles, cues)
+        print(f"wrote {len(cues)} subtitle cue(s) to {path}", file=sys.stderr)
     if args.output:
         write_text(Path(args.output), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def translation_record(item: str, windows: list[dict[str, Any]], windowed: bool) -> dict[str, Any]:
+    """What --output holds for one input: its translation, and its windows when translated in windows."""
+    record: dict[str, Any] = {"input": item, "translation": " ".join(w["translation_text"] for w in windows)}
+    if windowed:
+        record["windows"] = [
+            {"start": w["timestamp"][0], "end": w["timestamp"][1], "translation": w["translation_text"]}
+            for w in windows
+        ]
+    return record
+
+
+def translation_lines(record: dict[str, Any]) -> list[str]:
+    """The printed lines of one input: ``input<TAB>translation``, or one ``input<TAB>START-END<TAB>
+    translation`` line per window."""
+    if "windows" not in record:
+        return [f"{record['input']}\t{record['translation']}"]
+    return [
+        f"{record['input']}\t{w['start']:.2f}-{w['end']:.2f}\t{w['translation']}" for w in record["windows"]
+    ]
 
 
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -239,13 +239,48 @@ def add_translate(commands: Any) -> None:
         "translate",
         help="translate video files or frame folders with a saved model",
         description="Translate each input through the sign-language-translation pipeline and print "
-        "`input<TAB>translation` lines.",
+        "`input<TAB>translation` lines (with windows: `input<TAB>START-END<TAB>translation`, seconds). "
+        "Every input is resampled to the model's frame rate; a video longer than the model reads at "
+        "once needs --chunk-length-s (or --subtitles).",
     )
     translate.add_argument("model_dir", help="saved model folder (with its tokenizer)")
     translate.add_argument("inputs", nargs="+", metavar="INPUT", help="video file or folder of frame images")
-    translate.add_argument("--batch-size", type=positive_int, default=1, help="videos per batch (default: 1)")
+    translate.add_argument(
+        "--batch-size", type=positive_int, default=1, help="windows per batch (default: 1)"
+    )
+    translate.add_argument(
+        "--fps",
+        type=positive_float,
+        help="frame rate of frame folders (default: the model's config.frame_rate); video files use "
+        "their own time stamps",
+    )
+    translate.add_argument(
+        "--chunk-length-s",
+        type=positive_float,
+        help="translate in windows of at most this many seconds, each with its start and end time "
+        "(default: the whole video in one window; with --subtitles: the longest window the model reads)",
+    )
+    translate.add_argument(
+        "--stride-length-s",
+        type=non_negative_float,
+        help="seconds of context read on each side of a window, not reported as its span (default: "
+        "a sixth of --chunk-length-s)",
+    )
+    translate.add_argument(
+        "--fixed-windows",
+        action="store_true",
+        help="end windows on a fixed grid instead of where the signing pauses (least motion)",
+    )
+    translate.add_argument(
+        "--subtitles",
+        metavar="FILE",
+        help="write the windows' translations as subtitles: FILE ending in .vtt (WebVTT) or .srt "
+        "(SubRip); one INPUT only",
+    )
     add_generation_options(translate)
-    translate.add_argument("--output", help="also write one JSON line per input (input, translation)")
+    translate.add_argument(
+        "--output", help="also write one JSON line per input (input, translation, and its windows)"
+    )
 
 
 def add_analyze(commands: Any) -> None:
@@ -334,6 +369,17 @@ def positive_float(value: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {value}") from None
     if not number > 0 or number == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    """argparse type: a finite number of at least 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value}") from None
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
     return number
 
 

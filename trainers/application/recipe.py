@@ -66,7 +66,7 @@ from .evaluation import (
     write_predictions,
 )
 from .feature_extraction import check_features_backbone
-from .recipe_config import ConfigError, RecipeConfig
+from .recipe_config import ConfigError, CorpusSection, RecipeConfig
 from .run_paths import RunPaths
 from .run_setup import (
     Report,
@@ -79,6 +79,16 @@ from .run_setup import (
 from .stage_arguments import device_arguments, resolved_channels_last, stage_arguments
 from .tokenization import config_for_tokenizer, train_tokenizer
 from .vocabulary import trim_vocabulary
+
+# Frames per second of each corpus kind's clips (gloss_rendered: before its frame_step; manifest:
+# the assumption for videos whose corpus names none).
+KIND_FRAME_RATES = {
+    "synthetic": 25.0,
+    "phoenix2014t": 25.0,
+    "csl_daily": 30.0,
+    "gloss_rendered": 25.0,
+    "manifest": 25.0,
+}
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +171,12 @@ def prepare_initial_model(config: RecipeConfig, corpus: DatasetDict, paths: RunP
         model, tokenizer = trimmed.model, trimmed.tokenizer
         report(f"trimmed the vocabulary to the training texts: {before} → {len(tokenizer)} tokens")
     model.config.video_preprocessing = video_preprocessing(config)
+    model.config.frame_rate = corpus_frame_rate(config.corpus)
+    if config.corpus.kind == "manifest" and config.corpus.frame_rate is None:
+        report(
+            f"the manifest's videos are taken as {model.config.frame_rate:g} fps "
+            "(corpus.frame_rate sets theirs)"
+        )
     with atomic_folder(paths.tokenizer, "tokenizer") as folder:
         tokenizer.save_pretrained(folder)
     with atomic_folder(paths.initial, "initial") as folder:
@@ -192,6 +208,19 @@ def video_preprocessing(config: RecipeConfig) -> dict[str, Any]:
         "max_frames": video.max_frames,
         "augment": video.augment,
     }
+
+
+def corpus_frame_rate(corpus: CorpusSection) -> float:
+    """Frames per second of the corpus's clips: ``corpus.frame_rate``, else the kind's own rate.
+
+    PHOENIX-2014T and the synthetic corpus are 25 fps, CSL-Daily 30 fps, a gloss-rendered corpus
+    25 fps divided by its ``frame_step``; a manifest's videos are taken as 25 fps unless set.
+    """
+    if corpus.frame_rate is not None:
+        return float(corpus.frame_rate)
+    if corpus.kind == "gloss_rendered":
+        return KIND_FRAME_RATES["gloss_rendered"] / corpus.rendering_options.get("frame_step", 1)
+    return KIND_FRAME_RATES.get(corpus.kind, KIND_FRAME_RATES["manifest"])
 
 
 def run_collators(

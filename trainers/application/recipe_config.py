@@ -130,6 +130,10 @@ class CorpusSection:
     # num_signers, max_train_videos, num_workers, ...)
     rendering_options: dict = field(default_factory=dict)
     on_error: Literal["raise", "skip"] = "raise"
+    # frames per second of the corpus's clips, saved as the model's config.frame_rate (the pipeline
+    # resamples every input to it); None: the kind's own (synthetic and phoenix2014t 25, csl_daily 30,
+    # gloss_rendered 25 / frame_step) and 25 for a manifest
+    frame_rate: float | None = field(default=None, metadata=POSITIVE)
 
 
 @dataclass

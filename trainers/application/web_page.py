@@ -12,9 +12,10 @@ Rules of the page:
 * The video comes from an upload or from the webcam (recorded in the browser, sent as a file). A
   recording is not mirrored: the model sees the signer as a camera facing them does, as in the
   corpora.
-* The answer is the pipeline's translation. Where the pipeline returns windows of a long video
-  (dicts with a ``timestamp`` of ``(start, end)`` seconds), each window is one line
-  ``mm:ss.s–mm:ss.s  text``.
+* Every video is translated in windows as long as the model reads at once (``chunk_length_s``
+  of the pipeline: ``max_frames`` frames at the model's frame rate, cut where the signing pauses).
+  A video of one window gives its translation; a longer one gives one line per window,
+  ``mm:ss.s–mm:ss.s  text``, from the pipeline's timestamps.
 * A video the pipeline refuses (unreadable, empty, too few frames, no video stream) shows the
   pipeline's one-line message in the error field, never a traceback; the server's temporary
   path in it is replaced by the uploaded file's name.
@@ -22,7 +23,7 @@ Rules of the page:
   one video.
 * The facts shown come from the model folder's card (``README.md``: its metadata's name,
   languages and model-index scores, and its "Intended use and limitations" section) and from the
-  pipeline (the shortest clip it accepts and how many frames it keeps).
+  pipeline (the shortest clip it accepts, the longest window and the frame rate it reads at).
 """
 
 from __future__ import annotations
@@ -58,18 +59,25 @@ class ModelFacts:
         scores: ``(split, metric, value)`` rows of the card's model-index (its BLEU-4 and ROUGE-L
             where it has them), values as published (scl-slt's cards: ×100).
         limits: The card's "Intended use and limitations" section (Markdown), or "" without one.
-        min_frames: The shortest clip the pipeline accepts, in frames.
-        max_frames: Frames the pipeline keeps of a longer clip (spread evenly over it).
+        min_frames: The shortest clip (and window) the pipeline accepts, in frames.
+        max_frames: The longest window the model reads at once, in frames.
+        frame_rate: Frames per second every video is resampled to before the model reads it.
         has_card: Whether the folder holds a model card at all.
     """
 
     name: str
+    min_frames: int
+    max_frames: int
+    frame_rate: float
     languages: list[str] = field(default_factory=list)
     scores: list[tuple[str, str, float]] = field(default_factory=list)
     limits: str = ""
-    min_frames: int = 1
-    max_frames: int | None = None
     has_card: bool = False
+
+    @property
+    def window_seconds(self) -> float:
+        """The longest window in seconds: ``max_frames / frame_rate``."""
+        return self.max_frames / self.frame_rate
 
     @classmethod
     def from_model_folder(cls, folder: str | Path, translator: Any) -> ModelFacts:
@@ -78,11 +86,11 @@ class ModelFacts:
         The card is read as text and YAML (``huggingface_hub.ModelCard``): nothing in it runs.
         """
         folder = Path(folder)
-        transform = getattr(translator, "video_transform", None)
         facts = cls(
             name=folder.resolve().name,
-            min_frames=int(getattr(translator, "min_frames", 1)),
-            max_frames=getattr(transform, "max_frames", None),
+            min_frames=int(translator.min_frames),
+            max_frames=int(translator.max_frames),
+            frame_rate=float(translator.frame_rate),
         )
         card_path = folder / CARD_FILE
         if not card_path.is_file():
@@ -127,16 +135,15 @@ class ModelFacts:
 
     def limits_markdown(self) -> str:
         """The input rules of the pipeline, then the card's limitations: the Markdown below."""
-        kept = (
-            f"longer ones are read as {self.max_frames} frames spread evenly over the clip"
-            if self.max_frames
-            else "longer ones are read whole"
-        )
+        rate, window = f"{self.frame_rate:g}", f"{self.window_seconds:.2f}".rstrip("0").rstrip(".")
         lines = [
             "### Limits",
             "",
-            f"- **Input:** one sentence-level clip of at least {self.min_frames} frames; {kept}. "
-            "The model does not segment continuous signing.",
+            f"- **Input:** a video is read at {rate} frames per second and needs at least "
+            f"{self.min_frames} frames. The model reads at most {self.max_frames} frames ({window} s) "
+            f"at once: a longer video is translated in windows of up to {window} s, cut where the "
+            "signing pauses, one line each with its time span. Each window is translated on its "
+            "own, as the sentence-level clips the model was trained on.",
         ]
         return "\n".join([*lines, self.limits] if self.limits else lines)
 
@@ -161,13 +168,13 @@ def format_seconds(seconds: float) -> str:
 
 
 def format_translation(result: Any) -> str:
-    """The text of a pipeline result: one line, or one line per window with its time span.
+    """The text of a pipeline result: one window's text, or one line per window with its time span.
 
     ``result`` is the pipeline's answer for one video: a list of dicts with ``translation_text``,
     each with a ``timestamp`` ``(start, end)`` in seconds when the video was read in windows.
     """
     rows = result if isinstance(result, list) else [result]
-    if len(rows) == 1 and rows[0].get("timestamp") is None:
+    if len(rows) == 1:  # one window: its span is the whole video
         return str(rows[0]["translation_text"])
     lines = []
     for row in rows:
@@ -188,7 +195,7 @@ class TranslationPage:
 
     Args:
         translator: A ``sign-language-translation`` pipeline; called as ``translator(path,
-            **generate_kwargs)``.
+            chunk_length_s=facts.window_seconds, return_timestamps=True, **generate_kwargs)``.
         facts: What the page says about the model.
         generate_kwargs: Generation arguments of every call (default: the model's generation config).
     """
@@ -207,7 +214,12 @@ class TranslationPage:
         if not video:
             return "", gr.Textbox(value=NO_VIDEO, visible=True)
         try:
-            result = self.translator(video, **self.generate_kwargs)
+            result = self.translator(
+                video,
+                chunk_length_s=self.facts.window_seconds,
+                return_timestamps=True,
+                **self.generate_kwargs,
+            )
         except ValueError as error:
             return "", gr.Textbox(value=one_line(str(error), video), visible=True)
         return format_translation(result), gr.Textbox(value="", visible=False)
