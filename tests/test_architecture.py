@@ -178,7 +178,8 @@ def test_the_method_is_at_most_five_import_levels_deep() -> None:
     assert max(levels.values()) <= MAX_METHOD_LEVELS, levels
 
 
-def defined_names(path: Path) -> set[str]:
+@cache
+def defined_names(path: Path) -> frozenset[str]:
     """Names a module defines at its top level (functions, classes, assignments), also under ``if``."""
     names = set()
     statements = list(ast.parse(path.read_text(encoding="utf-8")).body)
@@ -191,7 +192,7 @@ def defined_names(path: Path) -> set[str]:
             names.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
         elif isinstance(node, (ast.If, ast.Try)):
             statements.extend([*node.body, *node.orelse])
-    return names
+    return frozenset(names)
 
 
 @pytest.mark.parametrize("package", PACKAGES)
