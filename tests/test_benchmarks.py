@@ -189,7 +189,12 @@ def test_gpu_check_refuses_cuda_without_a_gpu(capsys: pytest.CaptureFixture[str]
 
 
 # --- the package's layout -------------------------------------------------------------------------
-SHARED = {"benchmarks.harness", "benchmarks.workloads", "benchmarks.experiments.ablation_report"}
+SHARED = {
+    "benchmarks.harness",
+    "benchmarks.workloads",
+    "benchmarks.experiments.ablation_report",
+    "benchmarks.experiments.recipe_jobs",
+}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -41,8 +41,6 @@ Writes ``OUTPUT_DIR/ablation.json`` (every run's metrics and the summary) and
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
 import dataclasses
 import json
 import os
@@ -58,6 +56,7 @@ from typing import Any, Literal
 import yaml
 
 from benchmarks.experiments.ablation_report import EarlierRuns, finished_seeds, markdown, read_run, summarise
+from benchmarks.experiments.recipe_jobs import link_outputs, run_job
 from benchmarks.harness import REPO_ROOT as REPO
 from datasets_scripts import DUPLICATE_RICH
 from trainers.application.cli import parse_overrides
@@ -252,28 +251,6 @@ def reference_key(variant: Variant) -> Variant:
 
 
 # --- running ------------------------------------------------------------------------------------
-def run_job(config_dict: dict[str, Any], run_dir: str, stop_after: str | None) -> float:
-    """Run (or resume) one recipe run in this worker process; returns its wall time in seconds."""
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    from trainers.application.recipe import run_recipe
-
-    torch.set_num_threads(1)
-    hf_logging.set_verbosity_error()
-    config = build_dataclass(RecipeConfig, copy.deepcopy(config_dict), "ablation config")
-    start = time.perf_counter()
-    log_path = Path(run_dir) / ("reference.log" if stop_after else "run.log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        log_path.open("a", encoding="utf-8") as log,
-        contextlib.redirect_stdout(log),
-        contextlib.redirect_stderr(log),
-    ):
-        run_recipe(config, run_dir, report=print, stop_after=stop_after)
-    return time.perf_counter() - start
-
-
 def make_corpus(folder: Path, config: RecipeConfig, scale: Scale, annotations: Path) -> None:
     """Generate the ablation's corpus once (every run links to or reads it)."""
     if (folder / "manifest.csv").exists():
@@ -304,30 +281,23 @@ def make_corpus(folder: Path, config: RecipeConfig, scale: Scale, annotations: P
     )
 
 
-def link_reference_outputs(
-    source: Path, target: Path, names: tuple[str, ...] = SHARED_REFERENCE_OUTPUTS
-) -> None:
-    """Make ``target`` start from the corpus, initial model and reference run in ``source``."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        link = target / name
-        if not link.exists() and (source / name).exists():
-            link.symlink_to(os.path.relpath(source / name, target))
-
-
 def run_seed(
     args: argparse.Namespace, seed: int, variants: list[Variant], references: list[Variant]
 ) -> dict[tuple[int, str], float]:
     """One seed: the ``references`` runs (one per similarity), then ``variants``; returns wall times."""
     scale, root = SCALES[args.scale], args.output_dir
     for reference in references:
-        link_reference_outputs(root, run_dir(root, seed, reference), names=("corpus",))
+        link_outputs(root, run_dir(root, seed, reference), ("corpus",))
     reference_jobs = [
         (seed, ref, variant_config(ref, seed, scale, args.overrides, root), "reference") for ref in references
     ]
     times = run_parallel(root, reference_jobs, args.jobs)
     for variant in variants:
-        link_reference_outputs(run_dir(root, seed, reference_key(variant)), run_dir(root, seed, variant))
+        link_outputs(
+            run_dir(root, seed, reference_key(variant)),
+            run_dir(root, seed, variant),
+            SHARED_REFERENCE_OUTPUTS,
+        )
     variant_jobs = [
         (seed, variant, variant_config(variant, seed, scale, args.overrides, root), None)
         for variant in variants

@@ -39,8 +39,6 @@ paper's, the knob against ``random``'s dev R@1, the sweep) and the figures ``cur
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
 import dataclasses
 import json
 import math
@@ -65,6 +63,7 @@ from benchmarks.experiments.ablation_report import (
     mean_std,
     read_trajectory_shares,
 )
+from benchmarks.experiments.recipe_jobs import link_outputs, run_job
 from benchmarks.harness import REPO_ROOT as REPO
 from benchmarks.harness import module_command, module_environment
 from datasets_scripts.synthetic.feature_twin import FeatureTwinParameters, make_feature_twin
@@ -340,44 +339,12 @@ def plan_jobs(args: argparse.Namespace, scale: Scale) -> list[Job]:
     return jobs
 
 
-def run_job(config_dict: dict[str, Any], folder: str, stop_after: str | None) -> float:
-    """Run (or resume) one recipe run in this worker process, logging into the run directory;
-    returns its wall time in seconds."""
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    from trainers.application.recipe import run_recipe
-
-    torch.set_num_threads(1)
-    hf_logging.set_verbosity_error()
-    config = build_dataclass(RecipeConfig, copy.deepcopy(config_dict), "feature twin config")
-    start = time.perf_counter()
-    log_path = Path(folder) / ("reference.log" if stop_after == "reference" else "run.log")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        log_path.open("a", encoding="utf-8") as log,
-        contextlib.redirect_stdout(log),
-        contextlib.redirect_stderr(log),
-    ):
-        run_recipe(config, folder, report=print, stop_after=stop_after)
-    return time.perf_counter() - start
-
-
-def link_reference_outputs(source: Path, target: Path) -> None:
-    """Make ``target`` start from the tokenizer, initial model and reference run in ``source``."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in SHARED_REFERENCE_OUTPUTS:
-        link = target / name
-        if not link.exists() and (source / name).exists():
-            link.symlink_to(os.path.relpath(source / name, target))
-
-
 def _run_variant(
     config: dict[str, Any], folder: Path, source: Path, stop_after: str | None, commit: str
 ) -> float:
     """Link the reference run's outputs, run the variant and stamp its folder with time and code."""
     if folder != source:
-        link_reference_outputs(source, folder)
+        link_outputs(source, folder, SHARED_REFERENCE_OUTPUTS)
     seconds = run_job(config, str(folder), stop_after)
     stamp = {
         "wall_seconds": seconds,
