@@ -274,7 +274,9 @@ def test_reference_analysis_computes_on_the_accelerator_device(tmp_path, monkeyp
         seen.update(kwargs)
         raise Reached
 
-    monkeypatch.setattr(recipe, "PartialState", lambda: SimpleNamespace(device=torch.device("cuda", 3)))
+    monkeypatch.setattr(
+        recipe, "PartialState", lambda: SimpleNamespace(device=torch.device("cuda", 3), is_main_process=True)
+    )
     monkeypatch.setattr(recipe, "SnapshotSimilaritySeries", series)
     corpus = {"train": {"text": ["t"] * 5}}
     with pytest.raises(Reached):
