@@ -9,16 +9,25 @@ arguments gives 2 gloo ranks.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+
+def free_port() -> int:
+    """A free TCP port for the launch's rendezvous (another launch may hold accelerate's 29500)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_two_gloo_processes(script: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``script args…`` on 2 processes, one torch thread each; the finished launch."""
     command = [
         *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"),
-        *("--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script), *args),
+        *("--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"),
+        *("--main_process_port", str(free_port()), str(script), *args),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
