@@ -283,7 +283,7 @@ def worker(args: argparse.Namespace) -> None:
 
         return run
 
-    recipe.load_corpus = timed(lambda *a: "corpus loading", recipe.load_corpus)
+    recipe.load_training_corpus = timed(lambda *a: "corpus loading", recipe.load_training_corpus)
     recipe.prepare_initial_model = timed(lambda *a: "initial model", recipe.prepare_initial_model)
     recipe.run_stage = timed(lambda stage, *a: stage, recipe.run_stage)
     recipe.analyse_reference_run = timed(lambda *a: "pair selection", recipe.analyse_reference_run)
