@@ -27,6 +27,7 @@ from tests.test_trainer import (
     tiny_corpus,
     tiny_model,
 )
+from trainers.application.recipe import close_process_group
 from trainers.application.tokenization import train_tokenizer
 from trainers.training.trainer import SclSltTrainer
 
@@ -83,3 +84,4 @@ def main(out_dir: Path, mode: str) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), sys.argv[2])
+    close_process_group()  # as the CLI does: an open group can abort the exit

@@ -126,3 +126,4 @@ def main(out_dir: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    recipe.close_process_group()  # as the CLI does: an open group can abort the exit

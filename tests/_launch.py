@@ -22,12 +22,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_two_gloo_processes(script: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``script args…`` on 2 processes, one torch thread each; the finished launch."""
+def run_two_gloo_processes(
+    *program: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: int = 600,
+) -> subprocess.CompletedProcess:
+    """Run ``program`` (``script args…`` or ``-m module args…``) on 2 processes, one torch thread
+    each, with ``env`` added to this environment; the finished launch."""
     command = [
         *(sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"),
         *("--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"),
-        *("--main_process_port", str(free_port()), str(script), *args),
+        *("--main_process_port", str(free_port()), *program),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment, cwd=cwd)

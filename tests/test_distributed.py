@@ -11,6 +11,7 @@ import torch
 from tests._distributed_worker import NUM_SAMPLES
 from tests._launch import run_two_gloo_processes
 from tests.test_trainer import tiny_corpus
+from trainers.application.recipe import close_process_group
 from trainers.method.sampler import PSCurriculumBatchSampler
 
 WORKER = Path(__file__).with_name("_distributed_worker.py")
@@ -18,7 +19,7 @@ WORKER = Path(__file__).with_name("_distributed_worker.py")
 
 @pytest.mark.slow
 def test_two_processes_draw_disjoint_shares_of_the_same_curriculum(tmp_path) -> None:
-    result = run_two_gloo_processes(WORKER, str(tmp_path))
+    result = run_two_gloo_processes(str(WORKER), str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
 
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -39,3 +40,15 @@ def test_two_processes_draw_disjoint_shares_of_the_same_curriculum(tmp_path) -> 
         assert torch.equal(value, second[name]), f"{name} differs between the ranks"
         initial_differs |= name == "logit_scale.log_scale" and float(value) != pytest.approx(2.6593, abs=1e-4)
     assert initial_differs, "training did not move the logit scale: the comparison would be vacuous"
+
+
+def test_close_process_group_ends_the_launchs_group_and_is_a_no_op_without_one(tmp_path) -> None:
+    close_process_group()  # no group: nothing to do
+    store = f"file://{tmp_path / 'store'}"
+    torch.distributed.init_process_group("gloo", init_method=store, rank=0, world_size=1)
+    try:
+        close_process_group()
+        assert not torch.distributed.is_initialized()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

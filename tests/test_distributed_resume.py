@@ -23,7 +23,7 @@ WORKER = Path(__file__).with_name("_distributed_resume_worker.py")
 
 
 def launch(out_dir: Path, mode: str) -> None:
-    result = run_two_gloo_processes(WORKER, str(out_dir), mode)
+    result = run_two_gloo_processes(str(WORKER), str(out_dir), mode)
     assert result.returncode == 0, result.stderr[-4000:]
 
 

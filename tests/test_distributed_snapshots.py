@@ -287,7 +287,7 @@ def test_reference_analysis_computes_on_the_accelerator_device(tmp_path, monkeyp
 # --- two real processes ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_two_processes_share_snapshots_and_analysis_with_one_process_results(tmp_path) -> None:
-    result = run_two_gloo_processes(WORKER, str(tmp_path))
+    result = run_two_gloo_processes(str(WORKER), str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [rank["world_size"] for rank in ranks] == [2, 2]

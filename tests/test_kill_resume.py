@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 import yaml
 from safetensors import safe_open
 
+from tests._launch import run_two_gloo_processes
 from trainers.application.demo import demo_config
 from trainers.application.recipe import run_recipe
 from trainers.application.recipe_config import ConfigError, RecipeConfig
@@ -142,25 +142,13 @@ def test_a_run_killed_while_writing_each_kind_of_file_resumes_to_the_same_bytes(
     assert not leftovers, leftovers
 
 
-def free_port() -> int:
-    """A free port for a launch's rendezvous (other launches may hold accelerate's default)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch_two(config_file: Path, run_dir: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    """``scl-slt train --stop-after reference`` on 2 gloo processes; the launcher found through this
-    interpreter, not PATH (``--multi_gpu`` with no GPU: gloo; ``--cpu`` would run one process)."""
-    env = {key: value for key, value in os.environ.items() if key != KILL_SWITCH}
-    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")
-    if kill_at:
-        env[KILL_SWITCH] = kill_at
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
-    command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    command += ["--main_process_port", str(free_port()), "-m", "trainers.application.cli", "train"]
-    command += [str(config_file), "--output-dir", str(run_dir), "--quiet", "--stop-after", "reference"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
+    """``scl-slt train --stop-after reference`` on 2 gloo processes."""
+    env = {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env[KILL_SWITCH] = kill_at or ""
+    command = ["-m", "trainers.application.cli", "train", str(config_file), "--output-dir", str(run_dir)]
+    command += ["--quiet", "--stop-after", "reference"]
+    return run_two_gloo_processes(*command, env=env, cwd=REPO, timeout=900)
 
 
 @pytest.mark.slow

@@ -515,6 +515,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A corpus error lists every bad sample on its own line: keep them.
         print(f"scl-slt {args.command}: error: {error}", file=sys.stderr)
         return USER_ERROR_EXIT
+    if "torch" in sys.modules:  # a command that never loaded torch has no process group
+        from .recipe import close_process_group
+
+        close_process_group()
     return status or 0
 
 

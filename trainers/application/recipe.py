@@ -30,6 +30,7 @@ process and the others wait for them. Every file and folder is written atomicall
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import shutil
@@ -154,6 +155,23 @@ def distributed_state(config: RecipeConfig) -> PartialState:
     # Without a GPU, only cpu=True makes accelerate set up the gloo process group of a launch.
     timeout = timedelta(minutes=config.distributed_timeout_minutes)
     return PartialState(cpu=not torch.cuda.is_available(), timeout=timeout)
+
+
+def close_process_group() -> None:
+    """End the launch's process group once this process's work is done (no-op without one).
+
+    Every process of a launch calls it after finishing normally: a barrier (no peer still
+    communicates), the released training objects collected (DDP's reducer holds the group's
+    pending work), then ``destroy_process_group``. A process that exits with the group alive can
+    die in interpreter shutdown (gloo: SIGABRT, "terminate called without an active exception"),
+    which fails the whole launch after its results are written. Not called after an error: a
+    barrier that a failed peer never reaches would hang.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    torch.distributed.barrier()
+    gc.collect()
+    torch.distributed.destroy_process_group()
 
 
 # --- set-up (config, run directory and corpus: run_setup) -----------------------------------
