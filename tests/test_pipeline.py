@@ -1,13 +1,12 @@
 """The ``sign-language-translation`` pipeline: inputs, batching, generation arguments, remote loading, errors.
 
-A tiny model with a word-level tokenizer trained at test time; its weights are re-drawn (untied
-LM head) so that translations differ between clips and comparisons mean something.
+The tiny model of ``tests/_tiny_models.py`` (word-level tokenizer trained at test time, weights
+re-drawn so that translations differ between clips and comparisons mean something).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -26,44 +25,18 @@ from modeling_scl_slt.pipeline_scl_slt import custom_pipeline_entry
 from modeling_scl_slt.video_stream import frame_folder_names
 from tests._corpus_builders import write_frames, write_video
 from tests._isolation import run_without_project
+from tests._tiny_models import SENTENCES, SMALL_FRAMES, random_clip, save_video_dependent_model
 from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 
 TASK = "sign-language-translation"
-SENTENCES = [
-    "the rain comes",
-    "sun in the north",
-    "wind from the east strong",
-    "cold night snow ice",
-    "warm day tomorrow clouds",
-]
-VIDEO_PREPROCESSING = {"size": 16, "resize": 20, "max_frames": 24}
-
-
-def random_clip(num_frames: int, seed: int) -> np.ndarray:
-    """(T, 24, 21, 3) uint8 frames of 3x3 random colour blocks (coarse enough to survive the CNN)."""
-    blocks = np.random.default_rng(seed).integers(0, 256, (num_frames, 3, 3, 3), dtype=np.uint8)
-    return np.repeat(np.repeat(blocks, 8, axis=1), 7, axis=2)
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny model + tokenizer whose translations depend on the video."""
-    tokenizer = train_tokenizer(SENTENCES, tgt_lang="en_XX", model="wordlevel")
-    config = config_for_tokenizer(
-        "tiny", tokenizer, "en_XX", tie_word_embeddings=False, video_preprocessing=VIDEO_PREPROCESSING
+    return save_video_dependent_model(
+        tmp_path_factory.mktemp("pipeline") / "model", SMALL_FRAMES, max_new_tokens=8
     )
-    torch.manual_seed(0)
-    model = SclSltForSignTranslation(config).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() >= 2:  # variance-preserving weights: the video reaches the decoder
-                parameter.normal_(std=1.0 / math.sqrt(parameter[0].numel()))
-        model.lm_head.weight.normal_(std=1.0)
-    model.generation_config.max_new_tokens = 8  # the pipeline follows the model's generation config
-    folder = tmp_path_factory.mktemp("pipeline") / "model"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +65,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def expected_text(model_and_tokenizer: tuple, frames: Any, **generate_kwargs: Any) -> str:
     """What ``model.generate`` gives for the clip preprocessed by the evaluation transform."""
     model, tokenizer = model_and_tokenizer
-    clip = VideoTransform(train=False, **VIDEO_PREPROCESSING)(frames)[None]  # (1, T, 3, S, S)
+    clip = VideoTransform(train=False, **SMALL_FRAMES)(frames)[None]  # (1, T, 3, S, S)
     with torch.no_grad():
         ids = model.generate(pixel_values=clip, attention_mask=torch.ones(clip.shape[:2]), **generate_kwargs)
     return tokenizer.decode(ids[0], skip_special_tokens=True).strip()
@@ -114,7 +87,7 @@ def test_saved_folder_carries_the_pipeline(model_dir: Path) -> None:
     config = json.loads((model_dir / "config.json").read_text())
     assert config["custom_pipelines"] == {TASK: custom_pipeline_entry()}
     assert custom_pipeline_entry()["impl"] == "pipeline_scl_slt.SignLanguageTranslationPipeline"
-    assert config["video_preprocessing"] == VIDEO_PREPROCESSING
+    assert config["video_preprocessing"] == SMALL_FRAMES
     assert {"pipeline_scl_slt.py", "video_processing.py", "video_stream.py", "video_windows.py"} <= {
         path.name for path in model_dir.iterdir()
     }
@@ -142,7 +115,7 @@ def test_folder_by_path_works_in_process_without_remote_code(
 
 def test_transform_comes_from_the_config(translator: SignLanguageTranslationPipeline) -> None:
     # The folder's copy of VideoTransform is another class object: compare the settings.
-    assert vars(translator.video_transform) == vars(VideoTransform(train=False, **VIDEO_PREPROCESSING))
+    assert vars(translator.video_transform) == vars(VideoTransform(train=False, **SMALL_FRAMES))
 
 
 # --- input kinds ---------------------------------------------------------------------------------
@@ -378,7 +351,7 @@ def test_pipeline_over_a_lora_adapter_folder(model_dir: Path, tmp_path: Path) ->
 
 def test_a_folder_without_tokenizer_is_refused_with_how_to_add_one(tmp_path: Path) -> None:
     model = SclSltForSignTranslation(
-        config_for_tokenizer("tiny", train_tokenizer(SENTENCES, "en_XX", model="wordlevel"), "en_XX")
+        config_for_tokenizer("tiny", train_tokenizer(list(SENTENCES), "en_XX", model="wordlevel"), "en_XX")
     )
     model.save_pretrained(tmp_path / "model")
     with pytest.raises(ValueError) as error:

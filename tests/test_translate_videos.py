@@ -7,7 +7,6 @@ A tiny model whose weights are re-drawn so that translations depend on the frame
 from __future__ import annotations
 
 import json
-import math
 import re
 import subprocess
 import sys
@@ -23,57 +22,25 @@ from transformers import pipeline
 import modeling_scl_slt
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation, SignLanguageTranslationPipeline
 from modeling_scl_slt.video_stream import shrink_frame
+from tests._tiny_models import SMALL_FRAMES, random_clip, save_video_dependent_model
 from tests._wild_videos import write_audio_only, write_time_coded_video
 from trainers.application.cli import main
 from trainers.application.recipe import corpus_frame_rate
 from trainers.application.recipe_config import CorpusSection
 from trainers.application.subtitles import render_subtitles
-from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 
 TASK = modeling_scl_slt.PIPELINE_TASK
-SENTENCES = ["the rain comes", "sun in the north", "wind from the east strong", "cold night snow ice"]
-SMALL_FRAMES = {"size": 16, "resize": 20, "max_frames": 24}
 ONE_GIB = 1024**3
-
-
-def save_model(folder: Path, video_preprocessing: dict[str, Any], **overrides: Any) -> Path:
-    """A saved tiny model + tokenizer whose translations depend on the video."""
-    tokenizer = train_tokenizer(SENTENCES, tgt_lang="en_XX", model="wordlevel")
-    config = config_for_tokenizer(
-        "tiny",
-        tokenizer,
-        "en_XX",
-        tie_word_embeddings=False,
-        video_preprocessing=video_preprocessing,
-        **overrides,
-    )
-    torch.manual_seed(0)
-    model = SclSltForSignTranslation(config).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() >= 2:  # variance-preserving weights: the video reaches the decoder
-                parameter.normal_(std=1.0 / math.sqrt(parameter[0].numel()))
-        model.lm_head.weight.normal_(std=1.0)
-    model.generation_config.max_new_tokens = 6
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_model(tmp_path_factory.mktemp("windows") / "model", SMALL_FRAMES)
+    return save_video_dependent_model(tmp_path_factory.mktemp("windows") / "model", SMALL_FRAMES)
 
 
 @pytest.fixture(scope="module")
 def translator(model_dir: Path) -> SignLanguageTranslationPipeline:
     return pipeline(TASK, model=str(model_dir))
-
-
-def random_clip(num_frames: int, seed: int) -> np.ndarray:
-    """(T, 24, 21, 3) uint8 frames of 3x3 random colour blocks (coarse enough to survive the CNN)."""
-    blocks = np.random.default_rng(seed).integers(0, 256, (num_frames, 3, 3, 3), dtype=np.uint8)
-    return np.repeat(np.repeat(blocks, 8, axis=1), 7, axis=2)
 
 
 # --- the model's frame rate -----------------------------------------------------------------------
@@ -84,7 +51,7 @@ def test_the_config_records_the_frame_rate_and_the_pipeline_refuses_nonsense(tmp
     config.save_pretrained(tmp_path)
     assert SclSltConfig.from_pretrained(tmp_path).frame_rate == 30.0
     assert SclSltConfig.from_preset("tiny").frame_rate == 25.0
-    folder = save_model(tmp_path / "model", SMALL_FRAMES, frame_rate=0)
+    folder = save_video_dependent_model(tmp_path / "model", SMALL_FRAMES, frame_rate=0)
     with pytest.raises(
         ValueError, match=r"config\.frame_rate must be a positive number of frames per second"
     ):
@@ -107,7 +74,7 @@ def test_the_recipe_takes_the_frame_rate_from_the_corpus(corpus: CorpusSection, 
 
 
 def test_the_pipeline_reads_inputs_at_the_models_frame_rate(tmp_path: Path) -> None:
-    folder = save_model(tmp_path / "model", SMALL_FRAMES, frame_rate=12.5)
+    folder = save_video_dependent_model(tmp_path / "model", SMALL_FRAMES, frame_rate=12.5)
     translate = pipeline(TASK, model=str(folder))
     clip = random_clip(24, seed=3)
     assert translate.frame_rate == 12.5
@@ -304,7 +271,7 @@ def write_talk(path: Path, seconds: int, width: int = 640, height: int = 480, fp
 @pytest.mark.slow
 def test_three_minutes_of_640x480_become_webvtt_under_1_5_gib(tmp_path: Path) -> None:
     # The model reads real-sized frames (resize 256, crop 224), 256 frames (its 64 positions) a window.
-    folder = save_model(tmp_path / "model", {"size": 224, "resize": 256, "max_frames": 300})
+    folder = save_video_dependent_model(tmp_path / "model", {"size": 224, "resize": 256, "max_frames": 300})
     video = write_talk(tmp_path / "talk.mp4", seconds=180)
     subtitles = tmp_path / "talk.vtt"
     result = subprocess.run(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import ipaddress
 import json
-import math
 import os
 import re
 import socket
@@ -27,17 +26,15 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 import yaml
 from huggingface_hub import SpaceCard
 from transformers import pipeline
 
 import modeling_scl_slt
-from modeling_scl_slt import SclSltForSignTranslation
 from tests._isolation import BLOCK_PROJECT
+from tests._tiny_models import save_video_dependent_model
 from trainers.application.cli import main
 from trainers.application.demo import demo_config
-from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 from trainers.application.web_page import (
     ModelFacts,
     TranslationPage,
@@ -71,7 +68,6 @@ CHROMIUM_ARGS = [
 ]
 # Screenshots are kept here (CI may collect the folder); SCL_SLT_TEST_ARTIFACTS names another one.
 ARTIFACTS = Path(os.environ.get("SCL_SLT_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-SENTENCES = ["the rain comes", "sun in the north", "wind from the east strong", "cold night snow ice"]
 VIDEO_PREPROCESSING = {"size": 16, "resize": 20, "max_frames": 16}
 SCORES = {"bleu1": 30.0, "bleu2": 20.0, "bleu3": 12.5, "bleu4": 8.25, "rouge_l": 31.5}
 # Gradio's recorder hands over only the chunks finished before "stop", and chromium encodes its fake
@@ -85,20 +81,7 @@ QUIET_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "NO_PRO
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A recipe run's model/ folder with its card; the translations depend on the video."""
     run = tmp_path_factory.mktemp("web") / "run"
-    tokenizer = train_tokenizer(SENTENCES, tgt_lang="en_XX", model="wordlevel")
-    config = config_for_tokenizer(
-        "tiny", tokenizer, "en_XX", tie_word_embeddings=False, video_preprocessing=VIDEO_PREPROCESSING
-    )
-    torch.manual_seed(0)
-    model = SclSltForSignTranslation(config).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() >= 2:  # variance-preserving weights: the video reaches the decoder
-                parameter.normal_(std=1.0 / math.sqrt(parameter[0].numel()))
-        model.lm_head.weight.normal_(std=1.0)
-    model.generation_config.max_new_tokens = 6
-    model.save_pretrained(run / "model")
-    tokenizer.save_pretrained(run / "model")
+    save_video_dependent_model(run / "model", VIDEO_PREPROCESSING)
     (run / "recipe.yaml").write_text(yaml.safe_dump(demo_config(quick=True).to_dict()), encoding="utf-8")
     (run / "metrics.json").write_text(json.dumps({"validation": SCORES, "test": SCORES}), encoding="utf-8")
     write_model_card(run)
