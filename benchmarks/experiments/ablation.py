@@ -56,7 +56,7 @@ from typing import Any, Literal
 import yaml
 
 from benchmarks.experiments.ablation_report import EarlierRuns, finished_seeds, markdown, read_run, summarise
-from benchmarks.experiments.recipe_jobs import link_outputs, run_job
+from benchmarks.experiments.recipe_jobs import SHARED_REFERENCE_OUTPUTS, link_outputs, run_job
 from benchmarks.harness import REPO_ROOT as REPO
 from datasets_scripts import DUPLICATE_RICH
 from trainers.application.cli import parse_overrides
@@ -65,16 +65,9 @@ from trainers.application.recipe_config import RecipeConfig, apply_override, bui
 
 TWIN_CONFIG = REPO / "configs" / "phoenix2014t_twin.yaml"
 PHOENIX_ANNOTATIONS = REPO.parent / "shared" / "data" / "phoenix2014t"
-SHARED_REFERENCE_OUTPUTS = (
-    "corpus",
-    "tokenizer",
-    "initial",
-    "reference",
-    "snapshots",
-    "trajectories.json",
-    "trajectories.png",
-    "pair_scores.safetensors",
-)
+# A pixel variant also shares the corpus its reference run reads (the feature twin's runs name their
+# feature corpus by its path instead).
+PIXEL_SHARED_OUTPUTS = ("corpus", *SHARED_REFERENCE_OUTPUTS)
 
 
 @dataclass(frozen=True)
@@ -296,7 +289,7 @@ def run_seed(
         link_outputs(
             run_dir(root, seed, reference_key(variant)),
             run_dir(root, seed, variant),
-            SHARED_REFERENCE_OUTPUTS,
+            PIXEL_SHARED_OUTPUTS,
         )
     variant_jobs = [
         (seed, variant, variant_config(variant, seed, scale, args.overrides, root), None)

@@ -63,7 +63,7 @@ from benchmarks.experiments.ablation_report import (
     mean_std,
     read_trajectory_shares,
 )
-from benchmarks.experiments.recipe_jobs import link_outputs, run_job
+from benchmarks.experiments.recipe_jobs import SHARED_REFERENCE_OUTPUTS, link_outputs, run_job
 from benchmarks.harness import REPO_ROOT as REPO
 from benchmarks.harness import module_command, module_environment
 from datasets_scripts.synthetic.feature_twin import FeatureTwinParameters, make_feature_twin
@@ -103,16 +103,6 @@ VARIANTS = {
         Variant("ps_log_mean", aggregation="mean"),
     )
 }
-# What a variant's run directory shares with the reference run it starts from.
-SHARED_REFERENCE_OUTPUTS = (
-    "tokenizer",
-    "initial",
-    "reference",
-    "snapshots",
-    "trajectories.json",
-    "trajectories.png",
-    "pair_scores.safetensors",
-)
 SWEEP_VARIANTS = ("random", "ps_log")
 
 

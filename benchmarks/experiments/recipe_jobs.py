@@ -10,6 +10,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+# What a variant's run directory shares with the reference run it starts from: the tokenizer, the
+# initial model, the reference run and its snapshots, the trajectories and the Pair Selection scores.
+SHARED_REFERENCE_OUTPUTS = (
+    "tokenizer",
+    "initial",
+    "reference",
+    "snapshots",
+    "trajectories.json",
+    "trajectories.png",
+    "pair_scores.safetensors",
+)
+
 
 def run_job(config_dict: dict[str, Any], run_dir: str, stop_after: str | None) -> float:
     """Run (or resume) one recipe run in this worker process, with one torch thread, its output
