@@ -27,7 +27,7 @@ from trainers.application.memory_estimate import (
 from trainers.application.plan import check_run_fits, format_plan, make_plan
 from trainers.application.plan_inputs import GIB, HEADROOM, PlanDevice, plan_device, plan_vocabulary
 from trainers.application.plan_times import time_estimate
-from trainers.application.recipe_config import ConfigError, RecipeConfig
+from trainers.application.recipe_config import ConfigError, RecipeConfig, validate_config
 from trainers.application.tokenization import train_tokenizer
 from trainers.training.stages import get_stage
 
@@ -55,7 +55,7 @@ def peaks(small_config_file: Path) -> dict[str, int]:
     plan = make_plan(RecipeConfig.from_yaml(small_config_file), PlanDevice("gpu", 1, None))
     return {
         kind: max(stage.up_to(kind)[1].peak for stage in plan.stages)
-        for kind in ("configured", "backbone", "bf16")
+        for kind in ("configured", "checkpointing", "bf16")
     }
 
 
@@ -103,7 +103,7 @@ def test_plan_of_the_paper_config_on_an_80_gb_gpu_as_a_user_runs_it() -> None:
 def test_a_run_that_does_not_fit_gets_a_verdict_and_the_knobs_that_make_it_fit(
     small_config_file: Path, peaks: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    memory = gpu_memory_for((peaks["configured"] + peaks["backbone"]) / 2)
+    memory = gpu_memory_for((peaks["configured"] + peaks["checkpointing"]) / 2)
     code, out = plan_output(capsys, str(small_config_file), "--gpu-memory", memory)
     assert code == 1
     verdict = [line for line in out.splitlines() if line.startswith("verdict: ")]
@@ -123,7 +123,7 @@ def test_a_run_that_does_not_fit_gets_a_verdict_and_the_knobs_that_make_it_fit(
 def test_a_smaller_gpu_gets_batch_sizes_and_a_hopeless_one_is_told_so(
     small_config_file: Path, peaks: dict[str, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    memory = gpu_memory_for(min(peaks["backbone"], peaks["bf16"]) * 0.95)  # no settable knob suffices
+    memory = gpu_memory_for(min(peaks["checkpointing"], peaks["bf16"]) * 0.95)  # no settable knob suffices
     code, out = plan_output(capsys, str(small_config_file), "--gpu-memory", memory)
     advice = [line for line in out.splitlines() if line.startswith("advice: ")]
     assert code == 1 and advice[0].startswith("advice: set model.overrides.backbone_chunk_size=32"), out
@@ -141,7 +141,7 @@ def test_a_smaller_gpu_gets_batch_sizes_and_a_hopeless_one_is_told_so(
     )
     assert code == 0, out  # the advice, applied, fits
     code, out = plan_output(
-        capsys, str(small_config_file), "--gpu-memory", gpu_memory_for(peaks["backbone"] / 4)
+        capsys, str(small_config_file), "--gpu-memory", gpu_memory_for(peaks["checkpointing"] / 4)
     )
     assert code == 1 and "does not fit even with batch size 1" in out
 
@@ -164,6 +164,45 @@ def test_the_plan_reads_set_overrides_and_a_configured_knob_has_no_row_of_its_ow
     )
     assert code == 0 and f"plan of {small_config_file} for 2 GPUs of 1 GiB" in out
     assert "+ backbone chunks" not in out and "+ bf16 autocast" in out
+
+
+def test_a_features_plan_offers_only_the_knobs_that_apply_without_a_backbone(small_config_file: Path) -> None:
+    """On frame features no backbone runs: the knob row is the mBART layers' checkpointing alone, its
+    advice is a config the recipe accepts, and a hopeless stage is not told to shrink the images."""
+    config = RecipeConfig.from_yaml(small_config_file)
+    config.video.features = "features"  # the plan reads no file
+    unknown = make_plan(config, PlanDevice("gpu", 1, None))
+    for stage in unknown.stages:
+        (_, as_configured), (variant, checkpointed) = stage.rows[:2]
+        assert variant.kind == "checkpointing"
+        assert variant.settings == {f"{stage.stage}.gradient_checkpointing": True}
+        assert variant.knobs.backbone_chunk_size is None and not variant.knobs.freeze_batch_norm
+        assert checkpointed.activations < as_configured.activations
+    configured, checkpointing = (
+        max(stage.up_to(kind)[1].peak for stage in unknown.stages) for kind in ("configured", "checkpointing")
+    )
+    between = PlanDevice("gpu", 1, int((configured + checkpointing) / 2 / (1 - HEADROOM)), "a GPU")
+    plan = make_plan(config, between)
+    text = format_plan(plan)
+    assert plan.fits is False and "backbone chunks" not in text
+    assert text.count("+ gradient checkpointing (mBART layers; no backbone on frame features)") == 3
+    assert plan.advice == [
+        "set reference.gradient_checkpointing=true, scl.gradient_checkpointing=true and "
+        f"translate.gradient_checkpointing=true (the largest peak is then {plan_module.gib(checkpointing)})"
+    ]
+    for stage in ("reference", "scl", "translate"):
+        getattr(config, stage).gradient_checkpointing = True
+    validate_config(config)  # no model.overrides.freeze_batch_norm needed: no BatchNorm runs
+    assert make_plan(config, between, knob_rows=False).fits is True
+    hopeless = make_plan(config, PlanDevice("gpu", 1, int(checkpointing / 4), "a GPU")).advice
+    assert any(
+        line.endswith(
+            "does not fit even with batch size 1: it needs a GPU with more memory, or a "
+            "smaller video.max_frames"
+        )
+        for line in hopeless
+    ), hopeless
+    assert not any("image_size" in line or "backbone" in line for line in hopeless), hopeless
 
 
 @pytest.mark.parametrize(
@@ -306,7 +345,7 @@ def test_train_prints_the_plan_and_refuses_a_run_that_cannot_fit(
     monkeypatch.setattr(plan_module, "local_device", lambda precision: PlanDevice("cpu"))
     check_run_fits(config, "small.yaml", report=printed.append)  # memory unknown: printed, not refused
     assert "verdict: memory not checked" in printed[0] and " reference " in printed[0]
-    memory = int(float(gpu_memory_for((peaks["configured"] + peaks["backbone"]) / 2)) * GIB)
+    memory = int(float(gpu_memory_for((peaks["configured"] + peaks["checkpointing"]) / 2)) * GIB)
     monkeypatch.setattr(plan_module, "local_device", lambda precision: PlanDevice("gpu", 1, memory, "a GPU"))
     with pytest.raises(
         ConfigError, match=r"^small\.yaml: the run cannot fit: does not fit 1 GPU of "

@@ -239,6 +239,12 @@ def test_rules_between_fields(tmp_path: Path, overrides: dict, message: str) -> 
     assert str(error.value) == f"{tmp_path / 'config.yaml'}: {message}"
 
 
+def test_checkpointing_on_frame_features_needs_no_frozen_batch_norm(tmp_path: Path) -> None:
+    """No backbone runs on frame features, so no BatchNorm could update its statistics twice."""
+    config = load(tmp_path, {"video.features": "features", "scl.gradient_checkpointing": True})
+    assert config.scl.gradient_checkpointing and "freeze_batch_norm" not in config.model.overrides
+
+
 def test_a_synthetic_corpus_takes_no_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"corpus\.path: 'data/x' is not used by corpus.kind 'synthetic'"):
         load(tmp_path, {"corpus.path": "data/x"})

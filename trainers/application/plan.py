@@ -7,7 +7,8 @@ batch size and frame cap), once as configured and once more with each memory kno
 
 1. gradient checkpointing (``<stage>.gradient_checkpointing``, the Trainer's switch: the mBART
    layers, and the backbone in chunks of ``model.overrides.backbone_chunk_size``, with the
-   ``model.overrides.freeze_batch_norm`` that both need);
+   ``model.overrides.freeze_batch_norm`` that both need; on frame features (``video.features``) no
+   backbone runs, so the knob is the mBART layers' checkpointing alone);
 2. bf16 autocast (``precision``; on a GPU only: on a CPU it is slower).
 
 Given the memory of the device, it says whether the run fits and, if not, which settings to change:
@@ -47,7 +48,7 @@ from .plan_times import time_estimate
 from .recipe_config import ConfigError, RecipeConfig, StageSection
 
 SUGGESTED_CHUNK = 32  # frames per backbone call that the advice suggests (configs/phoenix2014t.yaml)
-KNOB_KINDS = ("configured", "backbone", "bf16")  # the order in which rows add knobs
+KNOB_KINDS = ("configured", "checkpointing", "bf16")  # the order in which rows add knobs
 COLUMNS = ("weights", "gradients", "optimizer", "activations", "peak")  # of every table row
 
 
@@ -168,7 +169,13 @@ def stage_variants(config: RecipeConfig, stage: str, device: PlanDevice) -> list
     :data:`KNOB_KINDS` (bf16 on a GPU only)."""
     knobs = configured_knobs(config, stage, device)
     variants = [Variant(f"as configured ({knobs.autocast or 'fp32'})", knobs, kind="configured")]
-    if not (knobs.backbone_chunk_size and knobs.gradient_checkpointing):
+    if config.video.features is not None:
+        if not knobs.gradient_checkpointing:  # no backbone runs: its chunks and BatchNorm do not apply
+            knobs = dataclasses.replace(knobs, gradient_checkpointing=True)
+            settings = {f"{stage}.gradient_checkpointing": True}
+            label = "+ gradient checkpointing (mBART layers; no backbone on frame features)"
+            variants.append(Variant(label, knobs, settings, kind="checkpointing"))
+    elif not (knobs.backbone_chunk_size and knobs.gradient_checkpointing):
         chunk = knobs.backbone_chunk_size or SUGGESTED_CHUNK
         knobs = dataclasses.replace(
             knobs, backbone_chunk_size=chunk, gradient_checkpointing=True, freeze_batch_norm=True
@@ -179,7 +186,7 @@ def stage_variants(config: RecipeConfig, stage: str, device: PlanDevice) -> list
             f"{stage}.gradient_checkpointing": True,
         }
         label = f"+ backbone chunks of {chunk}, gradient checkpointing"
-        variants.append(Variant(label, knobs, settings, kind="backbone"))
+        variants.append(Variant(label, knobs, settings, kind="checkpointing"))
     if device.kind == "gpu" and knobs.autocast is None:
         knobs = dataclasses.replace(knobs, autocast="bf16")
         variants.append(Variant("+ bf16 autocast", knobs, {"precision": "bf16"}, kind="bf16"))
@@ -309,9 +316,12 @@ def advice(plan: TrainingPlan, config: RecipeConfig, model_config: SclSltConfig)
         changes.append(f"set {settings_text(plan, best)}")
     for stage_plan, size in largest_batches(plan, config, model_config, best):
         if size is None:
+            smaller = "video.max_frames or video.image_size"
+            if config.video.features is not None:  # stored features: the image size shapes nothing
+                smaller = "video.max_frames"
             changes.append(
                 f"stage {stage_plan.stage} does not fit even with batch size 1: it needs a GPU with more "
-                "memory, or a smaller video.max_frames or video.image_size"
+                f"memory, or a smaller {smaller}"
             )
         else:
             changes.append(f"set {stage_plan.stage}.batch_size={size}")

@@ -203,7 +203,8 @@ class StageSection:
     eval_batch_size: int = field(default=16, metadata=AT_LEAST_ONE)
     logging_steps: int = field(default=10, metadata=AT_LEAST_ONE)
     # the Trainer's gradient checkpointing: the mBART layers and the backbone (chunk by chunk, with
-    # model.overrides.backbone_chunk_size); it needs model.overrides.freeze_batch_norm=true
+    # model.overrides.backbone_chunk_size); it needs model.overrides.freeze_batch_norm=true, except on
+    # frame features (video.features), where no backbone runs
     gradient_checkpointing: bool = False
 
 
@@ -454,6 +455,8 @@ def model_fields_not_overridden_twice(config: RecipeConfig) -> str | None:
 
 
 def checkpointing_has_frozen_batch_norm(config: RecipeConfig) -> str | None:
+    if config.video.features is not None:  # on frame features the backbone never runs
+        return None
     names = ("reference", "scl", "translate")
     stages = [name for name in names if getattr(config, name).gradient_checkpointing]
     if stages and not config.model.overrides.get("freeze_batch_norm", False):
