@@ -346,6 +346,14 @@ def test_push_of_a_damaged_model_names_the_file_before_going_online(
     assert_names_the_damaged_model_file(one_error_line(capsys), damaged_model)
 
 
+@pytest.mark.parametrize("damaged_model", DAMAGED_MODEL_FILES[:2], indirect=True)
+def test_app_with_a_damaged_model_file_is_one_line_naming_it(
+    damaged_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["app", str(damaged_model.parent)]) == 2  # before any page is served
+    assert_names_the_damaged_model_file(one_error_line(capsys), damaged_model)
+
+
 def test_push_dataset_needs_its_repo_id(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["push", str(model_dir), "--repo-id", "me/m", "--dataset", "manifest:m.csv"]) == 2
     assert "--dataset-repo-id" in one_error_line(capsys)

@@ -7,7 +7,8 @@ Commands: ``demo``, ``train`` (the recipe), ``plan`` (memory and time of a confi
 Space to the Hub).
 
 A user mistake (missing file, unknown config key, bad value, bad corpus, an upload that cannot
-happen) ends with one clear line on stderr and exit code 2, without a traceback.
+happen) ends with one clear line on stderr and exit code 2, without a traceback; so does a damaged
+source (a cut-short or empty snapshot, model weight, config or tokenizer file), named with its remedy.
 
 Only light modules are imported at the top (the parser, the config's checks): ``--help``, argument
 errors and config errors answer in a fraction of a second; each command imports what it uses.
