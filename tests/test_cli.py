@@ -137,6 +137,47 @@ def test_translate_with_a_missing_model_folder_is_one_error_line(
     assert "nope/config.json is missing" in one_error_line(capsys)
 
 
+def damage(path: Path, how: str) -> None:
+    """Cut ``path`` to half its bytes (what a killed plain write leaves) or empty it."""
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2] if how == "truncated" else b"")
+
+
+@pytest.fixture
+def damaged_model(model_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A copy of the tiny model with one file damaged: ``request.param`` is (file name, how)."""
+    name, how = request.param
+    folder = tmp_path / "damaged-model"
+    shutil.copytree(model_dir, folder)
+    damage(folder / name, how)
+    return folder / name
+
+
+DAMAGED_MODEL_FILES = [
+    ("model.safetensors", "truncated"),
+    ("model.safetensors", "empty"),
+    ("config.json", "truncated"),
+    ("tokenizer.json", "empty"),
+]
+
+
+def assert_names_the_damaged_model_file(error: str, damaged: Path) -> None:
+    size = damaged.stat().st_size
+    assert f"{damaged} is damaged ({size:,} bytes: " in error, error
+    assert error.endswith(
+        f"the model folder {damaged.parent} cannot be loaded: save or copy the model into it again"
+    )
+
+
+@pytest.mark.parametrize("damaged_model", DAMAGED_MODEL_FILES, indirect=True)
+def test_translate_with_a_damaged_model_file_is_one_line_naming_it(
+    damaged_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_frames(tmp_path / "frames", 8)
+    assert main(["translate", str(damaged_model.parent), str(tmp_path / "frames")]) == 2
+    assert_names_the_damaged_model_file(one_error_line(capsys), damaged_model)
+
+
 def test_translate_with_a_missing_input_is_one_error_line(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -165,6 +206,15 @@ def test_evaluate_on_an_unknown_split_is_one_error_line(
     args = ["evaluate", str(model_dir), "--corpus-kind", "synthetic", "--corpus-path", str(synthetic_dir)]
     assert main([*args, "--split", "dev"]) == 2
     assert "no split 'dev'" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("damaged_model", DAMAGED_MODEL_FILES, indirect=True)
+def test_evaluate_with_a_damaged_model_file_is_one_line_naming_it(
+    damaged_model: Path, synthetic_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["evaluate", str(damaged_model.parent), "--corpus-kind", "synthetic", "--corpus-path"]
+    assert main([*args, str(synthetic_dir)]) == 2
+    assert_names_the_damaged_model_file(one_error_line(capsys), damaged_model)
 
 
 # --- analyze ----------------------------------------------------------------------------------
@@ -230,6 +280,19 @@ def test_analyze_of_a_missing_folder_is_one_error_line(
     assert "does not exist" in one_error_line(capsys)
 
 
+@pytest.mark.parametrize("how", ["truncated", "empty"])
+def test_analyze_of_a_damaged_snapshot_is_one_line_naming_it_and_the_remedy(
+    snapshot_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    damaged = snapshot_dir / snapshot_filename(6)
+    damage(damaged, how)
+    assert main(["analyze", str(snapshot_dir), "--output-dir", str(tmp_path / "report")]) == 2
+    error = one_error_line(capsys)
+    assert f"{damaged} is damaged ({damaged.stat().st_size:,} bytes: " in error, error
+    assert f"move it out of {snapshot_dir} to analyze the other snapshots" in error
+    assert not (tmp_path / "report").exists()
+
+
 # --- prepare ----------------------------------------------------------------------------------
 def test_prepare_synthetic_writes_loadable_parquet(
     synthetic_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -272,6 +335,23 @@ def test_push_offline_exits_2_with_one_line(
     assert main(["push", str(model_dir), "--repo-id", "me/scl-slt", "--private"]) == 2
     error = one_error_line(capsys)
     assert error.startswith("scl-slt push: error:") and "offline" in error
+
+
+@pytest.mark.parametrize("damaged_model", DAMAGED_MODEL_FILES[:2], indirect=True)
+def test_push_of_a_damaged_model_names_the_file_before_going_online(
+    damaged_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["push", str(damaged_model.parent), "--repo-id", "me/scl-slt"]) == 2
+    assert_names_the_damaged_model_file(one_error_line(capsys), damaged_model)
+
+
+@pytest.mark.parametrize("damaged_model", DAMAGED_MODEL_FILES[:2], indirect=True)
+def test_app_with_a_damaged_model_file_is_one_line_naming_it(
+    damaged_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["app", str(damaged_model.parent)]) == 2  # before any page is served
+    assert_names_the_damaged_model_file(one_error_line(capsys), damaged_model)
 
 
 def test_push_dataset_needs_its_repo_id(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -296,6 +296,17 @@ def test_user_errors_end_in_one_line(tmp_path: Path, capsys) -> None:
         == 2
     )
     assert "is not a saved model folder (no config.json)" in capsys.readouterr().err
+    broken = tmp_path / "broken-model"  # weights emptied, e.g. by a copy that ran out of disk
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    (broken / "model.safetensors").write_bytes(b"")
+    arguments = ["extract-features", str(path), "--output-dir", str(tmp_path / "f"), "--model", str(broken)]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
+    assert error.startswith(
+        f"scl-slt extract-features: error: {broken / 'model.safetensors'} is damaged (0 bytes: "
+    )
     missing = tmp_path / "nowhere"
     assert (
         main(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from modeling_scl_slt.similarity import video_text_similarity
 from trainers.method import pair_selection
+from trainers.method.damaged_files import DamagedFileError
 from trainers.method.pair_selection import (
     SparseScores,
     compute_dense_scores,
@@ -18,6 +21,8 @@ from trainers.method.pair_selection import (
 )
 from trainers.method.similarity_series import SnapshotSimilaritySeries, TensorSimilaritySeries
 from trainers.method.snapshots import (
+    SNAPSHOT_METADATA_KEY,
+    TOKEN_TENSORS,
     Snapshot,
     load_snapshot,
     load_snapshot_series,
@@ -225,6 +230,48 @@ def test_series_rejects_a_snapshot_with_fewer_samples(tmp_path) -> None:
     save_snapshot(token_snapshot(5, 2, num_samples=N - 1), tmp_path / "b.safetensors")
     with pytest.raises(ValueError, match=f"{N - 1} samples instead of {N}"):
         load_snapshot_series(tmp_path)
+
+
+def cut_in_half(path) -> None:
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+
+
+def test_a_damaged_snapshot_in_a_series_is_named(tmp_path) -> None:
+    save_snapshot(token_snapshot(0, 1), tmp_path / snapshot_filename(0))
+    damaged = save_snapshot(token_snapshot(5, 2), tmp_path / snapshot_filename(5))
+    cut_in_half(damaged)
+    with pytest.raises(DamagedFileError, match="file not fully covered") as error:
+        load_snapshot_series(tmp_path)
+    assert error.value.path == damaged and "\n" not in str(error.value)
+    assert str(error.value).startswith(f"{damaged} is damaged ({damaged.stat().st_size:,} bytes: ")
+
+
+def test_a_snapshot_whose_record_lacks_a_key_is_damaged(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    snapshot = token_snapshot(0, 1)
+    record = snapshot.metadata_record()
+    del record["sample_ids"]
+    tensors = {name: getattr(snapshot, name).contiguous() for name in TOKEN_TENSORS}
+    path = tmp_path / "s.safetensors"
+    save_file(tensors, str(path), metadata={SNAPSHOT_METADATA_KEY: json.dumps(record)})
+    with pytest.raises(DamagedFileError, match="its snapshot record lacks sample_ids"):
+        load_snapshot(path)
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty"])
+def test_damaged_pair_scores_name_the_file_and_how_to_compute_them_again(tmp_path, how: str) -> None:
+    path = save_pair_scores(torch.randn(6, 6), tmp_path / "scores.safetensors", sample_ids=list("abcdef"))
+    if how == "truncated":
+        cut_in_half(path)
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(DamagedFileError) as error:
+        load_pair_scores(path, sample_ids=list("abcdef"))
+    message = str(error.value)
+    assert message.startswith(f"{path} is damaged ({path.stat().st_size:,} bytes: ") and "\n" not in message
+    assert message.endswith("; " + pair_selection.SCORES_REMEDY)
 
 
 def test_pair_scores_round_trip(tmp_path) -> None:

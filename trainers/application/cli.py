@@ -7,7 +7,8 @@ Commands: ``demo``, ``train`` (the recipe), ``plan`` (memory and time of a confi
 Space to the Hub).
 
 A user mistake (missing file, unknown config key, bad value, bad corpus, an upload that cannot
-happen) ends with one clear line on stderr and exit code 2, without a traceback.
+happen) ends with one clear line on stderr and exit code 2, without a traceback; so does a damaged
+source (a cut-short or empty snapshot, model weight, config or tokenizer file), named with its remedy.
 
 Only light modules are imported at the top (the parser, the config's checks): ``--help``, argument
 errors and config errors answer in a fraction of a second; each command imports what it uses.
@@ -177,7 +178,10 @@ def replace_features(config: RecipeConfig, features: str | None) -> RecipeConfig
 def run_evaluate(args: argparse.Namespace) -> None:
     require_model_dir(args.model_dir)
     check_corpus_argument(args.corpus_kind, args.corpus_path, args.generate, "--corpus-path")
+    from ..method.damaged_files import check_model_folder_files
     from .evaluation import write_predictions
+
+    check_model_folder_files(args.model_dir)  # before the corpus loads: a damaged file names itself
 
     corpus = load_named_corpus(
         args.corpus_kind, args.corpus_path, args.on_error, args.size, args.generate, "--corpus-path"
@@ -256,6 +260,7 @@ def run_translate(args: argparse.Namespace) -> None:
 
     import modeling_scl_slt  # registers the task: no remote code for a local folder
 
+    from ..method.damaged_files import check_model_folder_files
     from .subtitles import subtitle_format, write_subtitles
 
     require_model_dir(args.model_dir)
@@ -268,6 +273,7 @@ def run_translate(args: argparse.Namespace) -> None:
             raise FileNotFoundError(f"input {item} does not exist: expected a video file or a frame folder")
     if args.stride_length_s is not None and args.chunk_length_s is None and not args.subtitles:
         raise ValueError("--stride-length-s needs --chunk-length-s (the window length in seconds)")
+    check_model_folder_files(args.model_dir)
     translator = pipeline(modeling_scl_slt.PIPELINE_TASK, model=str(args.model_dir))
     options: dict[str, Any] = {
         key: value
@@ -339,12 +345,19 @@ def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 # --- analyze ----------------------------------------------------------------------------------
 def run_analyze(args: argparse.Namespace) -> None:
+    from ..method.damaged_files import DamagedFileError
     from ..method.snapshots import load_snapshot_series
     from ..method.trajectories import analyze_trajectories, write_trajectory_report
 
     if not Path(args.snapshot_dir).is_dir():
         raise FileNotFoundError(f"snapshot folder {args.snapshot_dir} does not exist")
-    snapshots = load_snapshot_series(args.snapshot_dir)
+    try:
+        snapshots = load_snapshot_series(args.snapshot_dir)
+    except DamagedFileError as error:
+        raise error.with_remedy(
+            f"move it out of {args.snapshot_dir} to analyze the other snapshots, or take the snapshots "
+            "again by running the reference stage again (only the run a snapshot records can make it)"
+        ) from None
     if args.texts_from:
         texts = snapshot_texts(snapshots[0].sample_ids, Path(args.texts_from))
     else:
@@ -418,8 +431,10 @@ def run_app(args: argparse.Namespace) -> None:
 
     import modeling_scl_slt  # registers the task: no remote code for a local folder
 
+    from ..method.damaged_files import check_model_folder_files
     from .web_page import ModelFacts, TranslationPage
 
+    check_model_folder_files(args.model_dir)
     translator = pipeline(modeling_scl_slt.PIPELINE_TASK, model=str(args.model_dir))
     page = TranslationPage(translator, ModelFacts.from_model_folder(args.model_dir, translator))
     try:
@@ -437,8 +452,15 @@ def run_push(args: argparse.Namespace) -> None:
         raise ValueError("--dataset needs --dataset-repo-id USER/NAME")
     if args.dataset:
         check_corpus_argument(*args.dataset, args.generate, "--dataset")
-    from ..publishing.hub import check_online, prepare_dataset_upload, prepare_model_upload, upload_folder
+    from ..publishing.hub import (
+        check_model_folder,
+        check_online,
+        prepare_dataset_upload,
+        prepare_model_upload,
+        upload_folder,
+    )
 
+    check_model_folder(Path(args.model_dir))  # a missing or damaged file is found offline too
     check_online(f"push to {args.repo_id!r}")  # before the (possibly long) preparation
     with tempfile.TemporaryDirectory(prefix="scl-slt-push-") as scratch:
         staging = Path(args.staging_dir or scratch)

@@ -26,6 +26,7 @@ from datasets_scripts.frame_features import FeatureRow, FrameFeaturesInfo, Frame
 from modeling_scl_slt import SclSltForSignTranslation
 from modeling_scl_slt.video_processing import VideoTransform, pad_clips
 
+from ..method.damaged_files import check_model_folder_files
 from ..training.progress import task_bar
 from .recipe_config import ConfigError, RecipeConfig
 from .run_paths import RunPaths
@@ -171,6 +172,7 @@ def load_backbone(config: RecipeConfig, model_dir: str | Path | None, where: str
     if model_dir is not None:
         if not (Path(model_dir) / "config.json").is_file():
             raise FileNotFoundError(f"--model: {model_dir} is not a saved model folder (no config.json)")
+        check_model_folder_files(model_dir)
         model = SclSltForSignTranslation.from_pretrained(model_dir)
         return model.video_encoder.backbone, str(model_dir)
     if config.model.backbone is None:

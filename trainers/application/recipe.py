@@ -42,7 +42,6 @@ import torch
 from accelerate import PartialState
 from datasets import DatasetDict
 from peft import PeftModel
-from safetensors import SafetensorError, safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_callback import PrinterCallback
 
@@ -50,6 +49,7 @@ from datasets_scripts import SignTranslationCollator
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation, VideoTransform
 
 from ..method.atomic_files import atomic_folder, write_text_atomically
+from ..method.damaged_files import DamagedFileError, load_json, read_safetensors_metadata
 from ..method.pair_selection import compute_pair_scores, save_pair_scores
 from ..method.similarity_series import RowShare, SnapshotSimilaritySeries
 from ..method.snapshots import Snapshot, load_snapshot_series
@@ -453,23 +453,16 @@ def derived_files_readable(paths: RunPaths, report: Report) -> bool:
     if not all(path.is_file() for path in files):
         return False
     readable = True
-    for path, read in ((paths.trajectories, read_json), (paths.pair_scores, read_safetensors_header)):
+    for path, read in ((paths.trajectories, load_json), (paths.pair_scores, read_safetensors_metadata)):
         try:
             read(path)
-        except (OSError, ValueError, SafetensorError) as error:
+        except DamagedFileError as error:
+            report(f"{error}: computing it again from the reference snapshots")
+            readable = False
+        except OSError as error:
             report(f"{path} is damaged ({error}): computing it again from the reference snapshots")
             readable = False
     return readable
-
-
-def read_json(path: Path) -> None:
-    json.loads(path.read_text(encoding="utf-8"))
-
-
-def read_safetensors_header(path: Path) -> None:
-    """Read ``path``'s header; safetensors refuses a file shorter than its header says."""
-    with safe_open(str(path), framework="pt") as handle:
-        handle.metadata()
 
 
 def load_reference_snapshots(paths: RunPaths) -> list[Snapshot]:
@@ -478,16 +471,14 @@ def load_reference_snapshots(paths: RunPaths) -> list[Snapshot]:
     Snapshots are the source of the trajectory report and the Pair Selection scores: only the
     reference run itself can write them again.
     """
-    for path in sorted(paths.snapshots.glob("*.safetensors")):
-        try:
-            read_safetensors_header(path)
-        except (OSError, SafetensorError) as error:
-            raise ConfigError(
-                f"the reference snapshot {path} is damaged ({error}); it can only be made again by the "
-                f"reference run: delete {paths.stage('reference')} and {paths.snapshots} and run the "
-                "same command again"
-            ) from None
-    return load_snapshot_series(paths.snapshots)
+    try:
+        return load_snapshot_series(paths.snapshots)
+    except DamagedFileError as error:
+        raise ConfigError(
+            f"the reference snapshot {error.path} is damaged ({error.reason}); it can only be made again by "
+            f"the reference run: delete {paths.stage('reference')} and {paths.snapshots} and run the "
+            "same command again"
+        ) from None
 
 
 # --- final evaluation -------------------------------------------------------------------------

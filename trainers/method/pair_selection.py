@@ -55,10 +55,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .atomic_files import atomic_file
+from .damaged_files import DamagedFileError, read_safetensors_metadata
 from .similarity_series import RowShare, SimilaritySeries, SnapshotSimilaritySeries, as_similarity_series
 from .snapshots import Snapshot
 
@@ -67,6 +68,11 @@ SCORE_KINDS: tuple[str, ...] = typing.get_args(ScoreKind)
 SCORES_METADATA_KEY = "scl_slt_pair_scores"
 SCORES_FORMAT = "scl-slt-pair-scores"
 SCORES_FORMAT_VERSION = 1
+SPARSE_TENSORS = frozenset({"indices", "scores", "reverse_scores"})
+SCORES_REMEDY = (
+    "compute the scores again from the reference snapshots (compute_pair_scores; a recipe run "
+    "does so when its command is run again)"
+)
 
 
 @dataclass
@@ -488,7 +494,12 @@ def parse_scores_record(metadata: dict[str, str] | None, path: str | Path) -> di
     """The record of a scores file's header, checked; None for a file written before records existed."""
     if not metadata or SCORES_METADATA_KEY not in metadata:
         return None
-    record = json.loads(metadata[SCORES_METADATA_KEY])
+    try:
+        record = json.loads(metadata[SCORES_METADATA_KEY])
+    except json.JSONDecodeError as error:
+        raise DamagedFileError(path, f"its scores record is not valid JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise DamagedFileError(path, "its scores record is not a JSON object")
     if record.get("version", 0) > SCORES_FORMAT_VERSION:
         raise ValueError(
             f"{path} has pair-scores format version {record['version']}; "
@@ -496,9 +507,7 @@ def parse_scores_record(metadata: dict[str, str] | None, path: str | Path) -> di
         )
     ids = record.get("sample_ids")
     if ids is not None and ids_digest(ids) != record.get("sample_ids_sha256"):
-        raise ValueError(
-            f"{path}: the sample ids in the header do not match their SHA-256; the file is damaged."
-        )
+        raise DamagedFileError(path, "the sample ids in its header do not match their SHA-256")
     return record
 
 
@@ -569,11 +578,16 @@ def load_pair_scores(path: str | Path, sample_ids: Sequence | None = None) -> to
     Scores stored for the same samples in another order are reordered; other samples raise a
     ValueError (see :func:`align_order`). A file without sample ids (written
     before they were stored) is returned as stored, with a warning: only its count can be checked.
+
+    Raises:
+        DamagedFileError: naming ``path``, what is wrong and how to compute the scores again, when
+            the file does not read whole.
     """
-    with safe_open(str(path), framework="pt") as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-        record = parse_scores_record(handle.metadata(), path)
-    scores = tensors["dense"] if "dense" in tensors else SparseScores(**tensors)
+    try:
+        record = parse_scores_record(read_safetensors_metadata(path), path)
+        scores = read_scores_tensors(path)
+    except DamagedFileError as error:
+        raise error.with_remedy(SCORES_REMEDY) from None
     if sample_ids is None:
         return scores
     if record is None or record.get("sample_ids") is None:
@@ -585,6 +599,29 @@ def load_pair_scores(path: str | Path, sample_ids: Sequence | None = None) -> to
         return scores
     order = align_order(record["sample_ids"], sample_ids, path)
     return scores if order is None else reorder_pair_scores(scores, order)
+
+
+def read_scores_tensors(path: str | Path) -> torch.Tensor | SparseScores:
+    """The dense (N, N) matrix or the sparse scores stored in ``path``, as stored.
+
+    Raises:
+        DamagedFileError: the file does not read whole or holds other tensors than scores do.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except SafetensorError as error:
+        raise DamagedFileError(path, str(error)) from None
+    if set(tensors) == {"dense"}:
+        return tensors["dense"]
+    if set(tensors) == SPARSE_TENSORS:
+        try:
+            return SparseScores(**tensors)
+        except ValueError as error:
+            raise DamagedFileError(path, str(error)) from None
+    found = ", ".join(sorted(tensors)) or "none"
+    expected = ", ".join(sorted(SPARSE_TENSORS))
+    raise DamagedFileError(path, f"it holds the tensors {found}; scores are dense, or {expected}")
 
 
 def reorder_pair_scores(

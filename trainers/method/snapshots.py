@@ -28,18 +28,20 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from modeling_scl_slt.similarity import AGGREGATIONS, pool_text_tokens, pool_video_tokens
 
 from .atomic_files import atomic_file
+from .damaged_files import DamagedFileError, read_safetensors_metadata
 
 SNAPSHOT_METADATA_KEY = "scl_slt_snapshot"
 SNAPSHOT_FORMAT = "scl-slt-snapshot"
 SNAPSHOT_FORMAT_VERSION = 1
 TOKEN_TENSORS = ("video_tokens", "video_mask", "text_tokens", "text_mask")
 POOLED_TENSORS = ("video_pooled", "text_pooled")
+RECORD_KEYS = ("step", "epoch", "aggregation", "kind", "sample_ids")  # what a reader of a record uses
 
 
 @dataclass
@@ -207,14 +209,24 @@ def snapshot_filename(step: int) -> str:
 
 
 def read_snapshot_record(path: str | Path) -> dict:
-    """The JSON record of a snapshot file, without loading its tensors."""
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
+    """The JSON record of a snapshot file, without loading its tensors.
+
+    Raises:
+        DamagedFileError: the file does not read whole, or its record does not parse or lacks a key.
+        ValueError: the file is a safetensors file but no snapshot, or of a newer format version.
+    """
+    metadata = read_safetensors_metadata(path)
     if SNAPSHOT_METADATA_KEY not in metadata:
         raise ValueError(
             f"{path} is not an SCL-SLT snapshot: its header has no {SNAPSHOT_METADATA_KEY!r} key."
         )
-    record = json.loads(metadata[SNAPSHOT_METADATA_KEY])
+    try:
+        record = json.loads(metadata[SNAPSHOT_METADATA_KEY])
+    except json.JSONDecodeError as error:
+        raise DamagedFileError(path, f"its snapshot record is not valid JSON: {error}") from None
+    missing = [key for key in RECORD_KEYS if not isinstance(record, dict) or key not in record]
+    if missing:
+        raise DamagedFileError(path, f"its snapshot record lacks {', '.join(missing)}")
     if record.get("version", 0) > SNAPSHOT_FORMAT_VERSION:
         raise ValueError(
             f"{path} has snapshot format version {record['version']}; "
@@ -224,20 +236,33 @@ def read_snapshot_record(path: str | Path) -> dict:
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
-    """Load one snapshot file written by :func:`save_snapshot` (tensors keep their stored dtype)."""
+    """Load one snapshot file written by :func:`save_snapshot` (tensors keep their stored dtype).
+
+    Raises:
+        DamagedFileError: the file does not read whole or its tensors do not fit its record.
+    """
     record = read_snapshot_record(path)
-    with safe_open(str(path), framework="pt") as handle:
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    return Snapshot(
-        sample_ids=record["sample_ids"],
-        step=record["step"],
-        epoch=record["epoch"],
-        aggregation=record["aggregation"],
-        checkpoint_path=record.get("checkpoint_path"),
-        temperature=record.get("temperature", 0.07),
-        source_path=Path(path),
-        **tensors,
-    )
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except SafetensorError as error:  # changed since its record was read
+        raise DamagedFileError(path, str(error)) from None
+    unknown = sorted(set(tensors) - {*TOKEN_TENSORS, *POOLED_TENSORS})
+    if unknown:
+        raise DamagedFileError(path, f"it holds tensors no snapshot has: {', '.join(unknown)}")
+    try:
+        return Snapshot(
+            sample_ids=record["sample_ids"],
+            step=record["step"],
+            epoch=record["epoch"],
+            aggregation=record["aggregation"],
+            checkpoint_path=record.get("checkpoint_path"),
+            temperature=record.get("temperature", 0.07),
+            source_path=Path(path),
+            **tensors,
+        )
+    except (TypeError, ValueError) as error:
+        raise DamagedFileError(path, str(error)) from None
 
 
 def find_snapshot_files(source: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -263,6 +288,7 @@ def load_snapshot_series(
             two-point ``delta`` score needs); every file's record is still validated.
 
     Raises:
+        DamagedFileError: naming the first snapshot file that does not read whole.
         ValueError: If two snapshots disagree on sample ids or order, kind or aggregation, or two
             share the same (epoch, step).
     """

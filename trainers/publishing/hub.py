@@ -35,6 +35,7 @@ from transformers import AutoTokenizer
 import modeling_scl_slt
 from datasets_scripts import export_parquet
 
+from ..method.damaged_files import check_model_folder_files
 from .card_facts import LOCAL_PLACEHOLDER
 from .model_card import CARD_FILE, write_model_card
 
@@ -77,6 +78,7 @@ def prepare_model_upload(
 
     Raises:
         FileNotFoundError: naming the required file that ``model_dir`` lacks.
+        DamagedFileError: naming the first file of ``model_dir`` that does not read whole.
         FileExistsError: ``out_dir`` exists and is not empty.
     """
     model_dir = Path(model_dir)
@@ -92,12 +94,14 @@ def prepare_model_upload(
 
 
 def check_model_folder(model_dir: Path) -> None:
-    """Raise a FileNotFoundError naming the first required file that ``model_dir`` lacks."""
+    """Raise a FileNotFoundError naming the first required file that ``model_dir`` lacks, or a
+    DamagedFileError naming the first of its files that does not read whole."""
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model folder {model_dir} does not exist")
     for name, holds in (("config.json", "the model config"), (TOKENIZER_FILE, "the tokenizer")):
         if not (model_dir / name).is_file():
             raise FileNotFoundError(f"{model_dir / name} is missing: the upload needs {holds}")
+    check_model_folder_files(model_dir)
     if not any((model_dir / name).is_file() for name in WEIGHT_FILES):
         raise FileNotFoundError(f"{model_dir / WEIGHT_FILES[0]} is missing: the upload needs the weights")
     if not (model_dir / CARD_FILE).is_file() and run_directory_of(model_dir) is None:
