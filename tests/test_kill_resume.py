@@ -238,6 +238,20 @@ def test_a_damaged_snapshot_is_one_line_naming_it_and_the_remedy(reference_run: 
     assert f"delete {run_dir / 'reference'} and {run_dir / 'snapshots'}" in message
 
 
+@pytest.mark.slow
+def test_a_damaged_stage_model_is_one_line_naming_it_and_the_folder_to_delete(
+    reference_run: Path, tmp_path
+) -> None:
+    run_dir = copy_of(reference_run, tmp_path)
+    weights = run_dir / "reference" / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ConfigError) as error:
+        run_recipe(kill_test_config(), run_dir, report=lambda _: None, stop_after="scl")
+    message = str(error.value)
+    assert "\n" not in message and str(weights) in message
+    assert f"delete {run_dir / 'reference'} and run the same command again" in message
+
+
 # --- the pieces ---------------------------------------------------------------------------------
 # The module alone (stdlib only): its package would import torch, 10 s of start-up here.
 ATOMIC_FILES = REPO / "trainers" / "method" / "atomic_files.py"

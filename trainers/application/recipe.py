@@ -49,7 +49,12 @@ from datasets_scripts import SignTranslationCollator
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation, VideoTransform
 
 from ..method.atomic_files import atomic_folder, write_text_atomically
-from ..method.damaged_files import DamagedFileError, load_json, read_safetensors_metadata
+from ..method.damaged_files import (
+    DamagedFileError,
+    check_model_folder_files,
+    load_json,
+    read_safetensors_metadata,
+)
 from ..method.pair_selection import compute_pair_scores, save_pair_scores
 from ..method.similarity_series import RowShare, SnapshotSimilaritySeries
 from ..method.snapshots import Snapshot, load_snapshot_series
@@ -312,6 +317,7 @@ def run_stage(
         report(f"stage {stage}: already done ({model_dir})")
         return model_dir
     spec = get_stage(stage)
+    check_stage_input(init_dir, paths)
     model: Any = SclSltForSignTranslation.from_pretrained(init_dir)
     # Resolved per stage, on the machine that trains it (a resumed run may have moved).
     model.config.backbone_channels_last = resolved_channels_last(config.model.backbone_channels_last)
@@ -463,6 +469,18 @@ def derived_files_readable(paths: RunPaths, report: Report) -> bool:
             report(f"{path} is damaged ({error}): computing it again from the reference snapshots")
             readable = False
     return readable
+
+
+def check_stage_input(init_dir: Path, paths: RunPaths) -> None:
+    """A stage's starting model (the initial model or an earlier stage's) reads whole, or one
+    ConfigError names the damaged file and the folder to delete so that the run makes it again."""
+    try:
+        check_model_folder_files(init_dir)
+    except DamagedFileError as error:
+        remake = init_dir if init_dir == paths.initial else init_dir.parent  # <stage>/model: the stage
+        raise ConfigError(
+            f"{error}; the run makes it again: delete {remake} and run the same command again"
+        ) from None
 
 
 def load_reference_snapshots(paths: RunPaths) -> list[Snapshot]:
