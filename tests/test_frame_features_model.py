@@ -5,18 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
+from tests.test_modeling import tiny_model
 
 LABELS = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, -100, -100]])
 TEXT_IDS = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, 1, 1]])
-
-
-def tiny_model(**overrides: object) -> SclSltForSignTranslation:
-    torch.manual_seed(0)
-    model = SclSltForSignTranslation(SclSltConfig.from_preset("tiny", **overrides))
-    with torch.no_grad():  # varied greedy ids
-        model.lm_head.weight.normal_(std=1.0)
-    return model.eval()
 
 
 def clips(lengths: list[int], uint8: bool, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
