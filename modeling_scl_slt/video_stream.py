@@ -251,7 +251,8 @@ def shrink_frame(frame: np.ndarray, shorter_side: int | None) -> np.ndarray:
     rounded to uint8); smaller frames, and ``shorter_side=None``, are returned as they are."""
     if shorter_side is None or min(frame.shape[:2]) <= shorter_side:
         return frame
-    pixels = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+    # a copy: decoders may hand out read-only arrays, which torch.from_numpy warns about
+    pixels = torch.tensor(frame, dtype=torch.float32).permute(2, 0, 1)[None]  # (1, 3, H, W)
     resized = resize_shorter_side(pixels, shorter_side)[0].round().to(torch.uint8)  # (3, H', W')
     return resized.permute(1, 2, 0).contiguous().numpy()
 

@@ -7,6 +7,7 @@ reads back exactly which source frame reached the model.
 from __future__ import annotations
 
 import logging
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -120,6 +121,16 @@ def test_frames_no_larger_than_the_resize_are_kept_as_they_are() -> None:
     frame = np.random.default_rng(0).integers(0, 256, (260, 210, 3), dtype=np.uint8)
     assert shrink_frame(frame, 256) is frame
     assert shrink_frame(frame, None) is frame
+
+
+def test_a_read_only_frame_is_shrunk_without_a_warning() -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    frame.setflags(write=False)  # as PIL's np.asarray and some decoders hand them out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shrunk = shrink_frame(frame, 32)
+    reference = resize_shorter_side(torch.from_numpy(frame.copy()).permute(2, 0, 1)[None].float(), 32)
+    assert np.array_equal(shrunk, reference[0].round().to(torch.uint8).permute(1, 2, 0).numpy())
 
 
 # --- odd files ------------------------------------------------------------------------------------
