@@ -1,7 +1,8 @@
 """The speed switches change speed, never results.
 
-Switches: ``SclSltConfig.backbone_channels_last`` (NHWC backbone), the Trainer's ``optim`` (fused or
-plain AdamW), ``SclSltTrainingArguments.cudnn_benchmark`` and ``backbone_compile``. Each one on is
+Switches: ``SclSltConfig.backbone_channels_last`` (NHWC backbone: refused for CPU training, its
+forward compared), the Trainer's ``optim`` (fused or plain AdamW),
+``SclSltTrainingArguments.cudnn_benchmark`` and ``backbone_compile``. Each one on is
 compared with it off on one training step of a tiny model (loss, every gradient and buffer, or the
 parameters after an optimiser step, within float tolerance). Also: the recipe's ``auto`` for each,
 on a CPU and with CUDA availability mocked, and the validation of the new recipe fields.
@@ -36,63 +37,17 @@ from trainers.application.stage_arguments import (
     stage_arguments,
 )
 from trainers.application.tokenization import train_tokenizer
-from trainers.training import speed_switches
 from trainers.training.speed_switches import (
     UnsoundKernelError,
-    check_cpu_nhwc_backward,
     compile_backbones,
-    cpu_nhwc_backward_probe,
     has_channels_last_convolutions,
-    probe_verdict,
 )
 
 CHANNELS_LAST = torch.channels_last
-# Where a channels_last (NHWC) step's error against a float64 reference may go: within this many
-# times the error of the plain NCHW float32 step against the same reference, measured in the same
-# test (NHWC sums in another order; BatchNorm-bias gradients, sums of terms that cancel, carry errors
-# far above float32's epsilon on either path).
-NHWC_ERROR_FACTOR = 100.0
-
-
-def normwise_errors(step: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
-    """‖step − reference‖ / ‖reference‖ for the loss and every float gradient and buffer (by name)."""
-    pairs = {"loss": (step["loss"], reference["loss"])}
-    for kind in ("grads", "buffers"):
-        for name, value in reference[kind].items():
-            if value.is_floating_point():
-                pairs[f"{kind}:{name}"] = (step[kind][name], value)
-    return {
-        name: float((found.double() - expected.double()).norm() / expected.double().norm().clamp_min(1e-30))
-        for name, (found, expected) in pairs.items()
-    }
-
-
-def assert_nhwc_as_accurate_as_nchw(nchw: dict[str, float], nhwc: dict[str, float]) -> None:
-    """Each NHWC error is within ``NHWC_ERROR_FACTOR`` × the NCHW error (plus float32's epsilon)."""
-    epsilon = torch.finfo(torch.float32).eps
-    worse = {
-        name: (nhwc[name], error)
-        for name, error in nchw.items()
-        if nhwc[name] > NHWC_ERROR_FACTOR * error + epsilon
-    }
-    assert not worse, f"NHWC error against float64 far above NCHW's (nhwc, nchw): {worse}"
-
-
-def nhwc_sound_here() -> bool:
-    """Whether this CPU's NHWC convolution backward passed the probe at this thread count."""
-    return cpu_nhwc_backward_probe(torch.get_num_threads())[0]
 
 
 def conv_weights(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p for name, p in model.named_parameters() if "backbone" in name and p.dim() == 4]
-
-
-def first_conv_inputs(model: SclSltForSignTranslation) -> list[torch.Tensor]:
-    """The inputs of the backbone's first convolution, recorded from now on."""
-    inputs: list[torch.Tensor] = []
-    conv = model.video_encoder.backbone.embedder.embedder.convolution
-    conv.register_forward_pre_hook(lambda _module, args: inputs.append(args[0]))
-    return inputs
 
 
 @pytest.fixture
@@ -101,53 +56,34 @@ def tokenizer():
 
 
 # --- channels_last ------------------------------------------------------------------------------
-def test_channels_last_keeps_losses_gradients_and_statistics_or_is_refused() -> None:
-    """Where the probe finds this CPU's NHWC backward sound, an NHWC step is as accurate as the NCHW
-    one against float64; where it does not, training a channels_last backbone is refused."""
-    nhwc = knob_model(backbone_channels_last=True)  # training-mode BatchNorm
-    assert all(w.is_contiguous(memory_format=CHANNELS_LAST) for w in conv_weights(nhwc))
-    assert has_channels_last_convolutions(nhwc) and not has_channels_last_convolutions(knob_model())
-    if not nhwc_sound_here():
-        with pytest.raises(UnsoundKernelError, match=r"^model\.backbone_channels_last: this CPU's"):
-            check_cpu_nhwc_backward()
-        return
-    reference = training_step(knob_model().double(), torch.float64)
-    nchw_errors = normwise_errors(training_step(knob_model()), reference)
-    inputs = first_conv_inputs(nhwc)
-    step = training_step(nhwc)
-    assert_nhwc_as_accurate_as_nchw(nchw_errors, normwise_errors(step, reference))
-    assert inputs and all(x.is_contiguous(memory_format=CHANNELS_LAST) for x in inputs)
-    # the weight gradients keep the weights' format (what the optimiser then updates)
-    assert all(w.grad.is_contiguous(memory_format=CHANNELS_LAST) for w in conv_weights(nhwc))
-
-
-def test_a_crashing_or_wrong_probe_makes_the_trainer_refuse_channels_last(
-    tmp_path: Path, tokenizer, monkeypatch
-) -> None:
-    crash = tmp_path / "crash.py"
-    crash.write_text("import os\nos.abort()\n")
-    monkeypatch.setattr(speed_switches, "PROBE_SCRIPT", crash)
-    cpu_nhwc_backward_probe.cache_clear()
-    try:
-        sound, finding = cpu_nhwc_backward_probe(1)
-    finally:
-        cpu_nhwc_backward_probe.cache_clear()
-    assert not sound and finding == "a probe convolution crashed the process (signal 6)"
-    wrong = json.dumps({"nchw": 8e-8, "nhwc": 0.28, "ratio": 2800.0, "case": [4, 8, 1, 2, 8]})
-    assert probe_verdict(0, wrong) == (
-        False,
-        "a 1×1 stride-2 Conv2d(4, 8) on 8×8 frames is 28.00% off against float64, NCHW 8.0e-08",
-    )
-    monkeypatch.setattr(speed_switches, "cpu_nhwc_backward_probe", lambda threads: (False, finding))
-    model = tiny_model(tokenizer, freeze_batch_norm=True, backbone_channels_last=True)
+def test_training_a_channels_last_backbone_on_a_cpu_is_refused_in_one_line(tmp_path: Path, tokenizer) -> None:
+    """torch's CPU NHWC convolution backward is wrong on some processors, intermittently: a probe
+    passed on a CPU whose next NHWC training step had a gradient 3·10⁶ × NCHW's error off."""
+    nhwc = tiny_model(tokenizer, freeze_batch_norm=True, backbone_channels_last=True)
+    assert has_channels_last_convolutions(nhwc)
     with pytest.raises(UnsoundKernelError) as refused:
-        make_trainer(tmp_path, tokenizer, model=model)
+        make_trainer(tmp_path, tokenizer, model=nhwc)
     assert str(refused.value) == (
-        f"model.backbone_channels_last: this CPU's channels_last (NHWC) convolution backward is unsound "
-        f"with torch {torch.__version__} (a probe convolution crashed the process (signal 6)); set "
-        "model.backbone_channels_last to false, or auto (channels_last on a GPU only)"
+        "model.backbone_channels_last: training a channels_last (NHWC) backbone on a CPU is refused: "
+        f"torch {torch.__version__}'s NHWC convolution backward gives wrong gradients on some CPUs, "
+        "intermittently; set model.backbone_channels_last to false, or auto (channels_last on a GPU only)"
     )
-    make_trainer(tmp_path, tokenizer, model=tiny_model(tokenizer, freeze_batch_norm=True))  # NCHW: no probe
+    plain = tiny_model(tokenizer, freeze_batch_norm=True)
+    assert not has_channels_last_convolutions(plain)
+    make_trainer(tmp_path, tokenizer, model=plain)  # NCHW trains
+
+
+def test_a_channels_last_backbone_still_runs_inference_on_a_cpu() -> None:
+    nhwc, plain = knob_model(backbone_channels_last=True).eval(), knob_model().eval()
+    assert all(w.is_contiguous(memory_format=CHANNELS_LAST) for w in conv_weights(nhwc))
+    pixels = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 4, dtype=torch.long)
+    with torch.no_grad():
+        found = nhwc.get_frame_features(pixels, mask)
+        expected = plain.get_frame_features(pixels, mask)
+    # the forward is not the defect: the same features as NCHW, to float32 summation order
+    scale = expected.abs().max()
+    assert (found - expected).abs().max() <= 1e-4 * scale, float((found - expected).abs().max() / scale)
 
 
 def test_channels_last_survives_save_and_load_and_can_be_switched(tmp_path: Path) -> None:
@@ -213,9 +149,9 @@ def test_the_trainer_sets_cudnn_benchmark_only_when_asked(tmp_path: Path, tokeni
 
 
 # --- fused vs plain AdamW -----------------------------------------------------------------------
-def one_adamw_step(tmp_path: Path, tokenizer, optim: str, channels_last: bool = False) -> dict[str, Any]:
+def one_adamw_step(tmp_path: Path, tokenizer, optim: str) -> dict[str, Any]:
     """Parameters after one real Trainer step (translation + selective contrastive loss, AdamW)."""
-    model = tiny_model(tokenizer, freeze_batch_norm=True, backbone_channels_last=channels_last)
+    model = tiny_model(tokenizer, freeze_batch_norm=True)
     trainer = make_trainer(
         tmp_path,
         tokenizer,
@@ -241,22 +177,6 @@ def test_fused_and_plain_adamw_give_the_same_update(tmp_path: Path, tokenizer) -
     fused = one_adamw_step(tmp_path, tokenizer, "adamw_torch_fused")
     for name, value in plain.items():
         torch.testing.assert_close(fused[name], value, msg=lambda message, name=name: f"{name}: {message}")
-
-
-def test_a_channels_last_trainer_step_equals_the_plain_one_or_is_refused(tmp_path: Path, tokenizer) -> None:
-    if not nhwc_sound_here():
-        with pytest.raises(UnsoundKernelError):
-            one_adamw_step(tmp_path, tokenizer, "adamw_torch", channels_last=True)
-        return
-    initial = trainable_state(tiny_model(tokenizer, freeze_batch_norm=True))
-    plain = one_adamw_step(tmp_path, tokenizer, "adamw_torch")
-    nhwc = one_adamw_step(tmp_path, tokenizer, "adamw_torch", channels_last=True)
-    # AdamW's first step moves each weight by ± the learning rate, whatever its gradient's size: a
-    # gradient near 0 may flip its sign with the summation order, a wrong kernel flips many. Hence
-    # one normwise comparison of the whole update.
-    update = torch.cat([(plain[name] - value).flatten() for name, value in initial.items()])
-    difference = torch.cat([(nhwc[name] - plain[name]).flatten() for name in initial])
-    assert difference.norm() <= 1e-2 * update.norm(), (float(difference.norm()), float(update.norm()))
 
 
 # --- the recipe: auto resolution and validation -----------------------------------------------------

@@ -6,18 +6,13 @@ model-side switches live in the model config (``SclSltConfig.backbone_channels_l
 ``backbone_inplace_relu``, ``backbone_chunk_size``); the optimizer is the Trainer's own ``optim``.
 
 A channels_last (NHWC) backbone runs other convolution kernels than the default NCHW layout. On a CPU
-those kernels depend on the processor, and on some they compute wrong gradients or crash. Training a
-channels_last backbone on a CPU is therefore allowed only where :mod:`.nhwc_probe`, run once per
-process in a child process (a crash there cannot take the run down), finds them sound.
+their backward computes wrong gradients, or crashes, on some processors and only some of the time,
+so no probe can certify a CPU: training a channels_last backbone on a CPU is refused. Inference
+(forward only) and CUDA training keep it.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,9 +21,6 @@ from transformers.models.resnet.modeling_resnet import ResNetModel
 
 from .arguments import SclSltTrainingArguments
 
-PROBE_SCRIPT = Path(__file__).with_name("nhwc_probe.py")
-PROBE_TIMEOUT_S = 600
-
 
 class UnsoundKernelError(ValueError):
     """A speed switch asks for kernels that compute wrong results (or crash) on this machine."""
@@ -36,13 +28,22 @@ class UnsoundKernelError(ValueError):
 
 def apply_speed_switches(model: nn.Module, args: SclSltTrainingArguments) -> None:
     """Turn on what ``args.cudnn_benchmark`` and ``args.backbone_compile`` ask for (nothing when off),
-    and refuse a channels_last backbone on a CPU whose NHWC convolution backward is unsound."""
+    and refuse a channels_last backbone on a CPU (:func:`refuse_cpu_channels_last`)."""
     if args.device.type == "cpu" and has_channels_last_convolutions(model):
-        check_cpu_nhwc_backward()
+        refuse_cpu_channels_last()
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
     if args.backbone_compile:
         compile_backbones(model)
+
+
+def refuse_cpu_channels_last() -> None:
+    """Raise :class:`UnsoundKernelError`, one line: training a channels_last backbone on a CPU."""
+    raise UnsoundKernelError(
+        f"model.backbone_channels_last: training a channels_last (NHWC) backbone on a CPU is refused: "
+        f"torch {torch.__version__}'s NHWC convolution backward gives wrong gradients on some CPUs, "
+        "intermittently; set model.backbone_channels_last to false, or auto (channels_last on a GPU only)"
+    )
 
 
 def has_channels_last_convolutions(model: nn.Module) -> bool:
@@ -55,47 +56,6 @@ def has_channels_last_convolutions(model: nn.Module) -> bool:
         for module in model.modules()
         if isinstance(module, nn.Conv2d)
     )
-
-
-def check_cpu_nhwc_backward() -> None:
-    """Raise :class:`UnsoundKernelError`, one line, where this CPU's NHWC convolution backward is
-    unsound at this process's torch thread count."""
-    sound, finding = cpu_nhwc_backward_probe(torch.get_num_threads())
-    if not sound:
-        raise UnsoundKernelError(
-            f"model.backbone_channels_last: this CPU's channels_last (NHWC) convolution backward is "
-            f"unsound with torch {torch.__version__} ({finding}); set model.backbone_channels_last to "
-            "false, or auto (channels_last on a GPU only)"
-        )
-
-
-@functools.cache
-def cpu_nhwc_backward_probe(threads: int) -> tuple[bool, str]:
-    """``(sound, finding)`` of :mod:`.nhwc_probe` run with ``threads`` torch threads in a child process.
-
-    A crash, a timeout or an NHWC error above the probe's allowance is unsound; ``finding`` says
-    which, in words. Cached: the probe runs once per process and thread count.
-    """
-    command = [sys.executable, str(PROBE_SCRIPT), str(threads)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return False, f"the probe did not finish in {PROBE_TIMEOUT_S} s"
-    return probe_verdict(done.returncode, done.stdout)
-
-
-def probe_verdict(returncode: int, stdout: str) -> tuple[bool, str]:
-    """``(sound, finding)`` from the probe's exit status and output."""
-    if returncode != 0:
-        how = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
-        return False, f"a probe convolution crashed the process ({how})"
-    worst = json.loads(stdout.strip().splitlines()[-1])
-    in_channels, out_channels, kernel, stride, size = worst["case"]
-    finding = (
-        f"a {kernel}×{kernel} stride-{stride} Conv2d({in_channels}, {out_channels}) on {size}×{size} "
-        f"frames is {worst['nhwc']:.2%} off against float64, NCHW {worst['nchw']:.1e}"
-    )
-    return worst["ratio"] <= 1.0, finding
 
 
 def compile_backbones(model: nn.Module, **compile_kwargs: Any) -> int:

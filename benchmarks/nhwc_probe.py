@@ -1,12 +1,13 @@
-"""A probe of this machine's channels_last (NHWC) convolution backward, run as a script.
+"""The reproduction of torch's CPU channels_last (NHWC) convolution-backward defect, as a measurement.
 
-``python nhwc_probe.py THREADS`` prints one JSON object: the worst case over convolutions of a
-ResNet's shapes, each run 3 times (a wrong kernel was seen to differ from run to run). For every case
-the output, the weight gradient and the input gradient of the float32 NCHW path and of the float32
-NHWC path are compared normwise with a float64 NCHW reference. ``ratio`` is the NHWC error divided by
-its allowance, 100 × the NCHW error measured here (at least 1e-4): NHWC is sound where the worst
-ratio stays at most 1. A wrong kernel gives errors of tens of percent, or crashes the process, which
-is why the caller runs this file in a child process. It imports nothing but torch.
+``python -m benchmarks.nhwc_probe THREADS`` prints one JSON object: the worst case over convolutions
+of a ResNet's shapes, each run 10 times (a wrong kernel differs from run to run). For every case the
+output, the weight gradient and the input gradient of the float32 NCHW path and of the float32 NHWC
+path are compared normwise with a float64 NCHW reference. ``ratio`` is the NHWC error divided by its
+allowance, 100 × the NCHW error measured here (at least 1e-4): a ratio above 1 is a wrong kernel
+(errors of tens of percent); a crash of the process is the other outcome. A ratio of at most 1
+does not make a CPU safe: the defect is intermittent (``benchmarks/RESULTS.md`` §11), which is why
+training refuses a channels_last backbone on every CPU. It imports nothing but torch.
 """
 
 from __future__ import annotations
