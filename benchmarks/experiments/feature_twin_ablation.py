@@ -111,7 +111,8 @@ class Scale:
     """Corpus size, generator shape and the recipe values the experiment sets.
 
     ``train_videos``/``eval_videos``: the first that many train / dev and test rows (None: all).
-    ``model_overrides`` are merged into the config's ``model.overrides``. Epochs per stage.
+    ``model_overrides`` are merged into the config's ``model.overrides``. Epochs per stage;
+    stage translate evaluates dev BLEU every ``translate_eval_every`` epochs (its curve).
     """
 
     train_videos: int | None
@@ -124,12 +125,13 @@ class Scale:
     snapshot_interval: int
     scl_epochs: int
     translate_epochs: int
+    translate_eval_every: int
     num_beams: int
 
 
 SCALES = {
-    "full": Scale(None, None, 512, 64, "small", {}, 4, 2, 4, 4, 4),
-    "smoke": Scale(24, 6, 16, 8, "tiny", {"backbone_config": {"hidden_sizes": [4, 16]}}, 2, 1, 1, 1, 1),
+    "full": Scale(None, None, 512, 64, "small", {}, 4, 2, 4, 16, 4, 4),
+    "smoke": Scale(24, 6, 16, 8, "tiny", {"backbone_config": {"hidden_sizes": [4, 16]}}, 2, 1, 1, 1, 1, 1),
 }
 
 
@@ -243,7 +245,7 @@ def variant_config(
     ):
         values[stage]["epochs"] = epochs
     values["reference"]["snapshot_interval"] = scale.snapshot_interval
-    values["translate"]["eval_every_epochs"] = scale.translate_epochs  # one generation-based evaluation
+    values["translate"]["eval_every_epochs"] = scale.translate_eval_every
     values["evaluation"]["num_beams"] = scale.num_beams
     values["scl"].update(
         schedule=variant.schedule,
@@ -715,27 +717,33 @@ def plot_curves(
     run_dir: Callable[[Path, float, int, Variant], Path],
     variants: Mapping[str, Variant],
 ) -> Path | None:
-    """Training loss per epoch of every stage, first seed, main difficulty: ``curves.png``."""
+    """Training loss per epoch of every stage and stage translate's dev BLEU-4 (greedy, at each of
+    its evaluations), first seed, main difficulty: ``curves.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     level, seed = results["main_difficulty"], results["seeds"][0]
-    stages = ("reference", "scl", "translate")
-    figure, axes = plt.subplots(1, len(stages), figsize=(15, 4))
+    panels = (("reference", "loss"), ("scl", "loss"), ("translate", "loss"), ("translate", "eval_bleu4"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(20, 4))
     drawn = False
-    for axis, stage in zip(axes, stages, strict=True):
+    for axis, (stage, key) in zip(axes, panels, strict=True):
         for variant in variants.values():
             if stage == "reference" and variant.name not in ("ps_log", "ps_log_mean"):
                 continue
-            history = [e for e in _log_history(run_dir(root, level, seed, variant) / stage) if "loss" in e]
+            history = [e for e in _log_history(run_dir(root, level, seed, variant) / stage) if key in e]
             if history:
-                axis.plot([e["epoch"] for e in history], [e["loss"] for e in history], label=variant.name)
+                axis.plot(
+                    [e["epoch"] for e in history],
+                    [e[key] for e in history],
+                    label=variant.name,
+                    marker="o" if key != "loss" else None,
+                )
                 drawn = True
-        axis.set_title(f"stage {stage}")
+        axis.set_title(f"stage {stage}" if key == "loss" else f"stage {stage}: dev BLEU-4 (greedy)")
         axis.set_xlabel("epoch")
-        axis.set_ylabel("training loss")
+        axis.set_ylabel("training loss" if key == "loss" else "dev BLEU-4")
         if axis.lines:
             axis.legend(fontsize=7)
     if not drawn:
