@@ -42,6 +42,7 @@ KILLS = [
     ("snapshot#2", "snapshots/snapshot-step000000006.safetensors"),
     ("checkpoint", f"reference/checkpoint-6/{COMPLETE_MARKER}"),  # model saved, optimizer not
     ("stage_model", "reference/model"),
+    ("stage_state", "reference/trainer_state.json"),
     ("trajectories", "trajectories.json"),
     ("pair_scores", "pair_scores.safetensors"),
     ("checkpoint#3", f"translate/checkpoint-6/{COMPLETE_MARKER}"),
@@ -140,6 +141,17 @@ def test_a_run_killed_while_writing_each_kind_of_file_resumes_to_the_same_bytes(
         assert same_content(name, run_dir, straight_run), name
     leftovers = [path.name for path in run_dir.rglob(".*") if ".tmp-" in path.name or ".old-" in path.name]
     assert not leftovers, leftovers
+
+
+@pytest.mark.slow
+def test_each_stage_keeps_its_whole_log_history_after_its_checkpoints_rotate(straight_run: Path) -> None:
+    """Checkpoints are rotated (translate keeps its best on dev BLEU-4); each stage's
+    trainer_state.json still holds its training summary and every evaluation."""
+    for stage in ("reference", "scl", "translate"):
+        history = json.loads((straight_run / stage / "trainer_state.json").read_text())["log_history"]
+        assert any("train_loss" in entry for entry in history), stage
+    history = json.loads((straight_run / "translate" / "trainer_state.json").read_text())["log_history"]
+    assert [entry["epoch"] for entry in history if "eval_bleu4" in entry] == [1.0, 2.0]
 
 
 def launch_two(config_file: Path, run_dir: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:

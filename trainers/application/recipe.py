@@ -8,7 +8,8 @@ resumes from its last checkpoint. Run directory layout (documented in the README
       recipe.yaml                 the config this run was started with (a resume must match it)
       tokenizer/                  trained on the training texts, or the configured one (trimmed to them)
       initial/                    the initial model (reference and scl both start from it)
-      reference/                  stage 0 checkpoints (complete: checkpoint_complete.json), model/, DONE
+      reference/                  stage 0 checkpoints (complete: checkpoint_complete.json), model/,
+                                  trainer_state.json (the stage's whole log history), DONE
       snapshots/                  reference snapshots (fp16 safetensors, one per snapshot)
       trajectories.json, .png     trajectory analysis of the reference run
       pair_scores.safetensors     Pair Selection scores
@@ -48,7 +49,7 @@ from transformers.trainer_callback import PrinterCallback
 from datasets_scripts import SignTranslationCollator
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation, VideoTransform
 
-from ..method.atomic_files import atomic_folder, write_text_atomically
+from ..method.atomic_files import atomic_file, atomic_folder, write_text_atomically
 from ..method.damaged_files import (
     DamagedFileError,
     check_model_folder_files,
@@ -60,7 +61,7 @@ from ..method.similarity_series import RowShare, SnapshotSimilaritySeries
 from ..method.snapshots import Snapshot, load_snapshot_series
 from ..method.trajectories import analyze_trajectories, write_trajectory_report
 from ..publishing.model_card import write_model_card
-from ..training.checkpoints import last_complete_checkpoint
+from ..training.checkpoints import TRAINER_STATE, last_complete_checkpoint
 from ..training.lora import apply_lora, paper_lora_config
 from ..training.progress import StageProgressCallback, format_duration
 from ..training.stages import STAGES, get_stage
@@ -366,6 +367,9 @@ def run_stage(
         with atomic_folder(model_dir, "stage_model") as folder:
             save_stage_model(trained, folder)
             tokenizer.save_pretrained(folder)
+        # The whole log history (losses, every evaluation): checkpoints that held it get rotated away.
+        with atomic_file(stage_dir / TRAINER_STATE, "stage_state") as temporary:
+            trainer.state.save_to_json(str(temporary))
         write_text_atomically(stage_dir / "DONE", json.dumps({"eval": metrics}, indent=2), "stage_done")
     trainer.accelerator.wait_for_everyone()
     report(stage_summary(stage, progress.summary, metrics))
