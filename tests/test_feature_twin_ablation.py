@@ -180,7 +180,7 @@ def test_smoke_experiment_runs_resumes_and_reports(tmp_path: Path) -> None:
     assert {r["aggregation"] for r in results["reference_runs"]} == {"cico"}
     report_text = (out / "report.md").read_text()
     assert "| random | 2 |" in report_text and "| 0.90 |" in report_text
-    assert (out / "sweep.png").exists()
+    assert (out / "sweep.png").exists() and (out / "curves.png").exists()
     # The variants trained differently from one shared reference model.
     run_dirs = {name: out / "d0.50" / "seed0" / name for name in ("random", "ps_log")}
     assert (run_dirs["random"] / "reference").resolve() == (run_dirs["ps_log"] / "reference").resolve()
