@@ -702,8 +702,8 @@ def oracle_lines(results: dict[str, Any]) -> list[str]:
 
 # --- figures ------------------------------------------------------------------------------------
 def _log_history(stage_dir: Path) -> list[dict[str, Any]]:
-    """The Trainer's log history of a stage: its ``trainer_state.json``, or (runs of code before
-    the stage kept one) its last checkpoint's, which ends at that checkpoint."""
+    """The Trainer's log history of a stage: its ``trainer_state.json``, else its last
+    checkpoint's (which ends at that checkpoint)."""
     candidates = [stage_dir / "trainer_state.json"]
     checkpoints = sorted(stage_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     candidates += [checkpoint / "trainer_state.json" for checkpoint in reversed(checkpoints)]
