@@ -28,22 +28,17 @@ class UnsoundKernelError(ValueError):
 
 def apply_speed_switches(model: nn.Module, args: SclSltTrainingArguments) -> None:
     """Turn on what ``args.cudnn_benchmark`` and ``args.backbone_compile`` ask for (nothing when off),
-    and refuse a channels_last backbone on a CPU (:func:`refuse_cpu_channels_last`)."""
+    and refuse a channels_last backbone on a CPU with :class:`UnsoundKernelError`, one line."""
     if args.device.type == "cpu" and has_channels_last_convolutions(model):
-        refuse_cpu_channels_last()
+        raise UnsoundKernelError(
+            f"model.backbone_channels_last: training a channels_last (NHWC) backbone on a CPU is refused: "
+            f"torch {torch.__version__}'s NHWC convolution backward gives wrong gradients on some CPUs, "
+            "intermittently; set model.backbone_channels_last to false, or auto (channels_last on a GPU only)"
+        )
     if args.cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
     if args.backbone_compile:
         compile_backbones(model)
-
-
-def refuse_cpu_channels_last() -> None:
-    """Raise :class:`UnsoundKernelError`, one line: training a channels_last backbone on a CPU."""
-    raise UnsoundKernelError(
-        f"model.backbone_channels_last: training a channels_last (NHWC) backbone on a CPU is refused: "
-        f"torch {torch.__version__}'s NHWC convolution backward gives wrong gradients on some CPUs, "
-        "intermittently; set model.backbone_channels_last to false, or auto (channels_last on a GPU only)"
-    )
 
 
 def has_channels_last_convolutions(model: nn.Module) -> bool:
