@@ -89,6 +89,28 @@ def test_the_report_pairs_runs_of_one_seed_and_draws_the_sweep(tmp_path: Path) -
     assert (root / "sweep.png").stat().st_size > 0 and (root / "report.md").read_text() == text
 
 
+def test_the_sweep_figure_draws_levels_of_one_seed_without_an_interval(tmp_path: Path) -> None:
+    """A level with one paired seed has NaN spreads; the figure still draws it (hollow, unjoined)."""
+    nan = float("nan")
+    points = [
+        {
+            "difficulty": 0.7,
+            "random_dev_r1": {"mean": 40.0, "std": 2.0, "n": 5},
+            "delta_test_bleu4": {"mean": 0.3, "std": 0.5, "ci95": 0.6, "n": 5},
+            "paired_seeds": [0, 1, 2, 3, 4],
+        },
+        {
+            "difficulty": 0.9,
+            "random_dev_r1": {"mean": 29.0, "std": nan, "n": 1},
+            "delta_test_bleu4": {"mean": 0.7, "std": nan, "ci95": nan, "n": 1},
+            "paired_seeds": [0],
+        },
+    ]
+    path = experiment.plot_sweep(points, tmp_path)
+    assert path == tmp_path / "sweep.png" and path.stat().st_size > 0
+    assert experiment.plot_sweep([{**points[1], "delta_test_bleu4": None}], tmp_path / "none") is None
+
+
 def test_the_plan_runs_the_main_table_first_then_seeds_oracle_and_sweep(tmp_path: Path) -> None:
     args = experiment.parse_args(
         [

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import platform
 import subprocess
@@ -761,7 +760,10 @@ def plot_curves(
 
 
 def plot_sweep(points: list[dict[str, Any]], root: Path) -> Path | None:
-    """Δ test BLEU-4 (ps_log − random, 95 % interval) against random's dev R@1: ``sweep.png``."""
+    """Δ test BLEU-4 (ps_log − random, 95 % interval) against random's dev R@1: ``sweep.png``.
+
+    Levels with one paired seed have no interval: hollow markers, not joined to the curve.
+    """
     drawable = [p for p in points if p["delta_test_bleu4"] is not None and p["random_dev_r1"] is not None]
     if not drawable:
         return None
@@ -771,21 +773,42 @@ def plot_sweep(points: list[dict[str, Any]], root: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    x = [p["random_dev_r1"]["mean"] for p in drawable]
-    y = [p["delta_test_bleu4"]["mean"] for p in drawable]
-    yerr = [
-        0 if math.isnan(p["delta_test_bleu4"]["ci95"]) else p["delta_test_bleu4"]["ci95"] for p in drawable
-    ]
-    xerr = [0 if math.isnan(p["random_dev_r1"]["std"]) else p["random_dev_r1"]["std"] for p in drawable]
-    axis.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="o-", capsize=4)
-    for p, xi, yi in zip(drawable, x, y, strict=True):
+    with_interval = [p for p in drawable if len(p["paired_seeds"]) >= 2]
+    if with_interval:
+        axis.errorbar(
+            [p["random_dev_r1"]["mean"] for p in with_interval],
+            [p["delta_test_bleu4"]["mean"] for p in with_interval],
+            yerr=[p["delta_test_bleu4"]["ci95"] for p in with_interval],
+            xerr=[p["random_dev_r1"]["std"] for p in with_interval],
+            fmt="o-",
+            capsize=4,
+            color="C0",
+        )
+    single = [p for p in drawable if len(p["paired_seeds"]) < 2]
+    if single:
+        axis.plot(
+            [p["random_dev_r1"]["mean"] for p in single],
+            [p["delta_test_bleu4"]["mean"] for p in single],
+            "o",
+            markerfacecolor="none",
+            color="C0",
+        )
+    for p in drawable:
+        seeds = len(p["paired_seeds"])
         axis.annotate(
-            f"d={p['difficulty']:.2f}", (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8
+            f"d={p['difficulty']:.2f}, {seeds} seed{'s' if seeds > 1 else ''}",
+            (p["random_dev_r1"]["mean"], p["delta_test_bleu4"]["mean"]),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize=8,
         )
     axis.axhline(0.0, color="grey", linewidth=0.8)
     axis.set_xlabel("random-batch dev video→text R@1 after scl (%)")
     axis.set_ylabel("Δ test BLEU-4, ps_log − random")
-    axis.set_title("When does Pair Selection help? (feature twin, 95 % intervals)")
+    axis.set_title(
+        "When does Pair Selection help? (feature twin)\n95 % intervals; hollow: one seed, no interval",
+        fontsize=10,
+    )
     figure.tight_layout()
     path = root / "sweep.png"
     figure.savefig(path, dpi=100)
