@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from datasets import Dataset, Features, Value
+from datasets.fingerprint import Hasher
 
 from .build import (
     Sample,
@@ -63,6 +65,7 @@ from .corpus import (
 )
 from .frames import FrameCheck, ImageFormat, VideoDecodeError, check_frame_folder, decode_video
 from .tables import Row, read_delimited, read_json_lines
+from .workers import map_in_threads
 
 ManifestFormat = Literal["csv", "tsv", "jsonl"]
 CANONICAL_COLUMNS = ("video", "text", "split", "signer", "language", "name", "gloss")
@@ -230,26 +233,31 @@ class _RowReader:
         return sample, None
 
 
-def _decode_jobs(
-    jobs: list[dict[str, Any]], image_format: ImageFormat, jpeg_quality: int
-) -> Iterator[dict[str, Any]]:
-    """Generator for `Dataset.from_generator`: decode each job's video, if it has one.
+def _decode_job(job: dict[str, Any], image_format: ImageFormat, jpeg_quality: int) -> dict[str, Any]:
+    """One row of a split: the job's example with its video's frames.
 
-    A video that fails to decode yields a row with no frames and the reason in
-    ``_problem``, so failures are seen (and reported again) even when the split comes
-    from the cache.
+    A video that fails to decode gives a row with no frames and the reason in ``_problem``, so
+    failures are seen (and reported again) even when the split comes from the cache.
     """
-    for job in jobs:
-        example = dict(job["example"])
-        example[_PROBLEM_COLUMN] = None
-        if job["video"] is not None:
-            try:
-                frames = decode_video(Path(job["video"]), image_format, jpeg_quality)
-            except VideoDecodeError as error:
-                frames, example[_PROBLEM_COLUMN] = [], str(error)
-            example["frames"] = [{"bytes": frame, "path": None} for frame in frames]
-            example["num_frames"] = len(frames)
-        yield example
+    example = dict(job["example"])
+    example[_PROBLEM_COLUMN] = None
+    if job["video"] is not None:
+        try:
+            frames = decode_video(Path(job["video"]), image_format, jpeg_quality)
+        except VideoDecodeError as error:
+            frames, example[_PROBLEM_COLUMN] = [], str(error)
+        example["frames"] = [{"bytes": frame, "path": None} for frame in frames]
+        example["num_frames"] = len(frames)
+    return example
+
+
+def _decode_jobs(
+    jobs: Sequence[dict[str, Any]], image_format: ImageFormat, jpeg_quality: int, num_workers: int
+) -> Iterator[dict[str, Any]]:
+    """Generator for `Dataset.from_generator`: `_decode_job` of each job, in order, by
+    ``num_workers`` threads."""
+    decode = partial(_decode_job, image_format=image_format, jpeg_quality=jpeg_quality)
+    yield from map_in_threads(decode, jobs, num_workers)
 
 
 def _job(sample: Sample, video: Path | None, features: Features) -> dict[str, Any]:
@@ -269,20 +277,25 @@ def _build_video_split(
     split: str,
     image_format: ImageFormat,
     jpeg_quality: int,
-    num_proc: int | None,
+    num_workers: int,
     cache_dir: str | Path | None,
 ) -> Dataset:
     """Build one split, decoding its videos; the extra ``_problem`` column records failures."""
     features = Features({**features, _PROBLEM_COLUMN: Value("string")})
     if not jobs:
         return build_split([], features, split, cache_dir)
+    # A tuple: `datasets` would split a list into one generator call per job, leaving the
+    # generator one video at a time to decode.
+    decoding = {"jobs": tuple(jobs), "image_format": image_format, "jpeg_quality": jpeg_quality}
     return Dataset.from_generator(
         _decode_jobs,
         features=features,
-        gen_kwargs={"jobs": jobs, "image_format": image_format, "jpeg_quality": jpeg_quality},
+        gen_kwargs={**decoding, "num_workers": num_workers},
         cache_dir=str(cache_dir) if cache_dir is not None else None,
-        num_proc=num_proc if num_proc and num_proc > 1 and len(jobs) > 1 else None,
         split=split,
+        # The cache key: the videos (with their size and mtime), how frames are stored, the
+        # columns and the split; not how many threads decode them.
+        fingerprint=Hasher.hash(["manifest videos", decoding, features, split]),
     )
 
 
@@ -312,7 +325,7 @@ def load_sign_corpus(
     jpeg_quality: int = 95,
     frame_check: FrameCheck = "fast",
     on_error: OnError = "raise",
-    num_proc: int | None = None,
+    num_workers: int = 1,
     cache_dir: str | Path | None = None,
 ) -> SignCorpus:
     """Load a sign-language corpus described by a manifest (see the module docstring).
@@ -335,7 +348,8 @@ def load_sign_corpus(
         jpeg_quality: JPEG quality when ``image_format="jpeg"``.
         frame_check: Check of frame-folder images: ``"fast"``, ``"full"`` or ``"none"``.
         on_error: ``"raise"`` or ``"skip"`` (bad samples logged and listed in ``result.report``).
-        num_proc: Processes decoding videos in parallel (default: one).
+        num_workers: Threads decoding videos in parallel (default: one); the corpus and its
+            cache do not depend on their number.
         cache_dir: Where `datasets` writes the arrow files (default: its cache).
 
     Returns:
@@ -351,6 +365,8 @@ def load_sign_corpus(
     check_on_error(on_error)
     if image_format not in ("png", "jpeg"):
         raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}.")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(f"num_workers must be a positive int, got {num_workers!r}.")
     column_map = _ColumnMap(columns)
     required = _required_columns(column_map, _template_fields(path_template))
     files = _manifest_files(manifest, split)
@@ -378,7 +394,7 @@ def load_sign_corpus(
             split_name,
             image_format,
             jpeg_quality,
-            num_proc,
+            num_workers,
             cache_dir,
         )
         for split_name in ordered_splits(sample.split for sample, _ in candidates)

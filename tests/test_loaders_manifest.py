@@ -79,17 +79,34 @@ def test_jpeg_option_stores_jpeg_bytes(mixed_corpus: Path, cache: Path) -> None:
     assert_frames_close(corpus["train"][0]["frames"], tolerance=12)
 
 
-def test_decoding_in_two_processes_keeps_order(tmp_path: Path, cache: Path) -> None:
+def write_numbered_videos(folder: Path, count: int) -> Path:
+    """Videos v0.mp4 … with 2, 3, … frames, and their manifest."""
     rows = []
-    for index in range(4):
-        write_video(tmp_path / f"v{index}.mp4", 2 + index, "mpeg4", VIDEO_SIZE)
+    for index in range(count):
+        write_video(folder / f"v{index}.mp4", 2 + index, "mpeg4", VIDEO_SIZE)
         rows.append(f"v{index}.mp4,sentence {index}")
-    manifest = write_csv_rows(tmp_path / "m.csv", "video,text", rows)
+    return write_csv_rows(folder / "m.csv", "video,text", rows)
 
-    corpus = load_sign_corpus(manifest, num_proc=2, cache_dir=cache)
 
-    assert corpus["train"]["name"] == ["v0", "v1", "v2", "v3"]
-    assert corpus["train"]["num_frames"] == [2, 3, 4, 5]
+def test_decoding_in_two_threads_gives_the_rows_and_the_cache_of_one(tmp_path: Path, cache: Path) -> None:
+    manifest = write_numbered_videos(tmp_path, 7)  # more than the 4 videos two workers take at a time
+
+    parallel = load_sign_corpus(manifest, num_workers=2, cache_dir=cache)["train"]
+    serial = load_sign_corpus(manifest, cache_dir=tmp_path / "serial-cache")["train"]
+
+    assert parallel["name"] == [f"v{index}" for index in range(7)]
+    assert parallel["num_frames"] == list(range(2, 9))
+    assert parallel.with_format("arrow")["frames"] == serial.with_format("arrow")["frames"]
+    # The cached corpus does not depend on how many threads decoded it.
+    again = load_sign_corpus(manifest, num_workers=3, cache_dir=cache)["train"]
+    assert again.cache_files == parallel.cache_files
+
+
+@pytest.mark.parametrize("num_workers", [0, -1, 1.5, True])
+def test_num_workers_must_be_a_positive_int(tmp_path: Path, num_workers: object) -> None:
+    manifest = write_numbered_videos(tmp_path, 1)
+    with pytest.raises(ValueError, match=f"num_workers must be a positive int, got {num_workers!r}"):
+        load_sign_corpus(manifest, num_workers=num_workers)  # type: ignore[arg-type]
 
 
 def make_how2sign(root: Path) -> None:
@@ -274,9 +291,12 @@ def broken_corpus(tmp_path: Path) -> Path:
     )
 
 
-def test_bad_videos_and_rows_are_listed_in_one_error(broken_corpus: Path, cache: Path) -> None:
+@pytest.mark.parametrize("num_workers", [1, 2])
+def test_bad_videos_and_rows_are_listed_in_one_error(
+    broken_corpus: Path, cache: Path, num_workers: int
+) -> None:
     with pytest.raises(CorpusError) as error:
-        load_sign_corpus(broken_corpus, cache_dir=cache)
+        load_sign_corpus(broken_corpus, num_workers=num_workers, cache_dir=cache)
 
     message = str(error.value)
     assert message.startswith(f"5 bad samples in {broken_corpus}:")

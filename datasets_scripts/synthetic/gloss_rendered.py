@@ -109,7 +109,7 @@ def make_gloss_rendered_corpus(
         frame_step: Subsampling factor: a video has ``ceil(num_frames / frame_step)`` frames.
         num_signers: Rendered signers (1–10); must cover the distinct signer ids of the rows.
         seed: Draws the signers' looks and every video's timing jitter (not the signs).
-        num_workers: Processes rendering and writing videos (the output does not depend on it).
+        num_workers: Threads rendering and writing videos (the output does not depend on it).
         max_train_videos: Keep only the first K train rows (validation and test stay whole).
         video_format: ``"frames"`` (PNG frame folders) or ``"mp4"`` (lossless H.264 RGB).
         manifest_format: ``"csv"`` (``manifest.csv``) or ``"jsonl"`` (``manifest.jsonl``).

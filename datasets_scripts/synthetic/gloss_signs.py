@@ -7,15 +7,13 @@ so a gloss looks the same in every process, run and corpus. :func:`render_gloss_
 moves a signer of :mod:`datasets_scripts.synthetic.rendering` through the signs, stretched in
 time (with jittered durations and transitions) to fill exactly the frames asked for, and paints
 them with whole-clip numpy operations. :func:`run_jobs` renders and writes a corpus's videos,
-in worker processes if asked.
+in worker threads if asked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..frames import natural_key
+from ..workers import map_in_threads
 from .language import Path_, Shape, SignSpec
 from .rendering import (
     BASE_SIGN_FRAMES,
@@ -313,18 +312,8 @@ def render_job(job: VideoJob) -> None:
 
 
 def run_jobs(jobs: list[VideoJob], num_workers: int, show_progress: bool = False) -> None:
-    """Run every job, in ``num_workers`` processes when more than one; a bar on stderr if asked."""
+    """Run every job, in ``num_workers`` threads; a bar on stderr if asked."""
     bar = tqdm(total=len(jobs), desc="rendering the gloss signs", unit="video", disable=not show_progress)
-    if num_workers == 1 or len(jobs) < 2:
-        for job in jobs:
-            render_job(job)
+    with bar:
+        for _ in map_in_threads(render_job, jobs, num_workers):
             bar.update()
-        bar.close()
-        return
-    # fork: workers start at once, without re-importing torch and datasets (seconds each).
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    chunksize = max(1, min(32, len(jobs) // (8 * num_workers)))
-    with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context(method)) as pool:
-        for _ in pool.map(render_job, jobs, chunksize=chunksize):
-            bar.update()
-    bar.close()
