@@ -1,12 +1,13 @@
 """Worker threads for decoding and rendering videos: results in order, a bounded number ahead.
 
 Threads, not processes. The work happens in FFmpeg, Pillow's encoders and whole-array numpy
-operations, which release the GIL: on a 2-core box two threads decode 1.4 times and render 1.8
-times as fast as one. A process forked from one that runs threads (torch's intra-op pool, FFmpeg's
-decoder threads, pyarrow's pool) inherits their locks in whatever state the fork caught them and
-can wait on one forever; our CI once hung for over an hour decoding videos in `datasets`' forked
-pool. Spawned processes are safe but import for seconds each, copy every result between
-processes, and need the ``if __name__ == "__main__":`` guard in the caller's script.
+operations, which release the GIL: on a 2-core box two threads decode 1.5 times and render 1.7
+times as fast as one (`benchmarks.video_workers`, RESULTS §14). A process forked from one that
+runs threads (torch's intra-op pool, FFmpeg's decoder threads, pyarrow's pool) inherits their
+locks in whatever state the fork caught them and can wait on one forever; our CI once hung for
+over an hour decoding videos in `datasets`' forked pool. Spawned processes are safe but import for
+seconds each, copy every result between processes, and need the ``if __name__ == "__main__":``
+guard in the caller's script.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from benchmarks import (
     pair_selection,
     speed_switches,
     training_throughput,
+    video_workers,
 )
 from benchmarks.harness import read_records
 
@@ -238,3 +239,20 @@ def test_long_video_records(tmp_path: Path) -> None:
     assert decode["measure"] == "decode" and decode["windows"] >= 1
     assert translate["model"] == "small" and translate["covered_s"] == pytest.approx(6.0)
     assert translate["windows"] >= 3 and translate["real_time_factor"] > 0 and translate["peak_rss_gib"] > 0
+
+
+def test_video_workers_records(tmp_path: Path) -> None:
+    output = tmp_path / "video_workers.jsonl"
+    video_workers.main(
+        [
+            *("--workers", "1", "2", "--videos", "2", "--frames", "3", "--glosses-videos", "3"),
+            *("--image-size", "8", "--repeats", "1", "--output", str(output)),
+        ]
+    )
+    records = read_records(output)
+    expected = [(task, workers) for task in ("decode", "render") for workers in (1, 2)]
+    assert [(r["task"], r["workers"]) for r in records] == expected
+    for record in records:
+        one_worker = next(r for r in records if r["task"] == record["task"] and r["workers"] == 1)
+        assert record["seconds"] > 0 and record["all_seconds"] == [record["seconds"]]
+        assert record["speedup"] == pytest.approx(one_worker["seconds"] / record["seconds"], rel=0.05)
