@@ -38,12 +38,12 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from benchmarks.harness import load_average, machine_info, time_call, time_interleaved
+from benchmarks.workloads import HEIGHT, WIDTH, phoenix_frames
 from datasets_scripts import SignTranslationCollator, load_phoenix2014t
-from datasets_scripts.synthetic import make_signers, render_clip, sample_sentence
+from datasets_scripts.synthetic import sample_sentence
 from modeling_scl_slt import SclSltForSignTranslation, VideoTransform
 from trainers.application.tokenization import config_for_tokenizer, train_tokenizer
 
-WIDTH, HEIGHT = 210, 260
 HEADER = "name|video|start|end|speaker|orth|translation"
 
 
@@ -60,21 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of the device transform")
     parser.add_argument("--output", type=Path, help="also write every record to this JSON file")
     return parser.parse_args(argv)
-
-
-def phoenix_frames(rng: np.random.Generator, count: int) -> list[np.ndarray]:
-    """``count`` frames (260, 210, 3) uint8 from the synthetic renderer, upscaled, with noise."""
-    signer = make_signers(4, seed=int(rng.integers(1 << 30)))[0]
-    glosses: list[str] = []
-    while len(glosses) * 4 < count:  # a sign lasts at least 4 frames
-        glosses += sample_sentence(rng).glosses
-    clip = render_clip(tuple(glosses), signer, rng, frame_size=HEIGHT)  # (T, 260, 260, 3)
-    frames = []
-    for index in range(count):
-        frame = clip[index % len(clip), :, (HEIGHT - WIDTH) // 2 : (HEIGHT + WIDTH) // 2]
-        noise = rng.normal(0.0, 3.0, frame.shape)
-        frames.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
-    return frames
 
 
 def write_corpus(root: Path, clips: int, frames: int) -> tuple[Path, list[str], float]:

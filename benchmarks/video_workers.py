@@ -5,8 +5,8 @@ renders and writes them in threads (`datasets_scripts/workers.py`), on the groun
 Pillow's encoders and numpy release the GIL. This measures whether threads pay, in one run:
 
 * **decode**: ``--videos`` H.264 videos at PHOENIX-2014T's frame size (210 wide × 260 high,
-  ``--frames`` each, the synthetic renderer's frames upscaled with mild noise, as
-  `benchmarks.data_loading` draws them) loaded with `load_sign_corpus` into a fresh cache: decoded,
+  ``--frames`` each: `benchmarks.workloads.phoenix_frames`, the synthetic renderer's frames
+  upscaled with mild noise) loaded with `load_sign_corpus` into a fresh cache: decoded,
   every frame encoded as PNG, written as arrow;
 * **render**: ``--glosses-videos`` made-up gloss annotations rendered and written as PNG frame
   folders by `make_gloss_rendered_corpus` (``--image-size``, every frame).
@@ -30,8 +30,8 @@ import av
 import numpy as np
 import torch
 
-from benchmarks.data_loading import HEIGHT, WIDTH, phoenix_frames
 from benchmarks.harness import emit, machine_info, time_interleaved
+from benchmarks.workloads import HEIGHT, WIDTH, phoenix_frames
 from datasets_scripts import GlossRow, load_sign_corpus, make_gloss_rendered_corpus
 
 

@@ -9,6 +9,8 @@
 
 A batch is collator-shaped (``pixel_values`` (B, T, 3, H, W) zero-padded, ``attention_mask`` (B, T),
 ``labels`` / ``text_input_ids`` / ``text_attention_mask`` (B, L)); weights are random and seeded.
+
+The data benchmarks' frames: :func:`phoenix_frames`, PHOENIX-2014T-sized (``WIDTH`` × ``HEIGHT``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from benchmarks.harness import RESULTS_DIR
+from datasets_scripts.synthetic import make_signers, render_clip, sample_sentence
 from modeling_scl_slt import SclSltConfig, SclSltForSignTranslation
 
 
@@ -202,3 +205,21 @@ def parse_model_benchmark_args(
 def output_path(args: argparse.Namespace, name: str) -> Path:
     """Where records are appended: ``--output``, or ``results/<name>_<device>.jsonl``."""
     return Path(args.output) if args.output else RESULTS_DIR / f"{name}_{args.device}.jsonl"
+
+
+WIDTH, HEIGHT = 210, 260  # PHOENIX-2014T's frames
+
+
+def phoenix_frames(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """``count`` frames (260, 210, 3) uint8 from the synthetic renderer, upscaled, with noise."""
+    signer = make_signers(4, seed=int(rng.integers(1 << 30)))[0]
+    glosses: list[str] = []
+    while len(glosses) * 4 < count:  # a sign lasts at least 4 frames
+        glosses += sample_sentence(rng).glosses
+    clip = render_clip(tuple(glosses), signer, rng, frame_size=HEIGHT)  # (T, 260, 260, 3)
+    frames = []
+    for index in range(count):
+        frame = clip[index % len(clip), :, (HEIGHT - WIDTH) // 2 : (HEIGHT + WIDTH) // 2]
+        noise = rng.normal(0.0, 3.0, frame.shape)
+        frames.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
+    return frames
