@@ -1,4 +1,4 @@
-"""The models, batches and trainer the training and inference benchmarks measure.
+"""The models, batches and trainer the training and inference benchmarks measure; frames for the rest.
 
 * ``small``: what ``scl-slt demo`` trains (``trainers.application.demo.demo_config()``): preset
   ``small`` with the vocabulary of a word-level tokenizer trained on synthetic sentences, frames
