@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     "task": task,
                     **sizes[task],
                     "workers": workers,
-                    "seconds": round(median, 3),
-                    "all_seconds": [round(value, 3) for value in times[workers]],
+                    "seconds": round(median, 4),
+                    "all_seconds": [round(value, 4) for value in times[workers]],
                     "speedup": round(medians[first] / median, 2),
                 }
                 records.append(record)
