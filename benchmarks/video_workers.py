@@ -20,7 +20,6 @@ untimed round. Records: median seconds per count and the speed-up over the first
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -84,10 +83,9 @@ def gloss_rows(count: int) -> dict[str, list[GlossRow]]:
     return {"train": rows}
 
 
-def fresh_folders(root: Path) -> Callable[[], Path]:
-    """A new empty folder under ``root`` on each call (a fresh cache or output per timed call)."""
-    counter = itertools.count()
-    return lambda: root / f"run{next(counter)}"
+def fresh(root: Path) -> Path:
+    """A new empty folder under ``root`` (a fresh cache or output for each timed call)."""
+    return Path(tempfile.mkdtemp(dir=root))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -99,17 +97,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         (root / "videos").mkdir()
         manifest = write_videos(root / "videos", args.videos, args.frames)
         annotations = gloss_rows(args.glosses_videos)
-        fresh = fresh_folders(root)
         jobs: dict[str, dict[int, Callable[[], object]]] = {
             "decode": {
                 workers: lambda workers=workers: load_sign_corpus(
-                    manifest, num_workers=workers, cache_dir=fresh()
+                    manifest, num_workers=workers, cache_dir=fresh(root)
                 )
                 for workers in args.workers
             },
             "render": {
                 workers: lambda workers=workers: make_gloss_rendered_corpus(
-                    annotations, fresh(), image_size=args.image_size, num_workers=workers
+                    annotations, fresh(root), image_size=args.image_size, num_workers=workers
                 )
                 for workers in args.workers
             },
